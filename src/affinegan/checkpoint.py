@@ -1,0 +1,182 @@
+"""Checkpoints: the original's weight files plus one training-state file for exact resume.
+
+Layout of a run folder ``<checkpoints_dir>/<name>/``:
+- ``<label>_net_G.pth``, ``_net_D``, ``_net_D_alpha``, ``_net_D_Patch``: plain state_dicts in the
+  original's key layout (``label`` is ``latest`` or an epoch number), readable by either code;
+- ``latest_train_state.pt``: networks, optimisers, progress, RNG state and the full config in
+  one file, so a resume never mixes weights and optimiser state from different steps;
+- ``train_opt.json``: the resolved config, so generation needs no model flags.
+Every file is written to a temporary name and renamed, so an interruption never leaves a
+half-written checkpoint under a real name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import AffineGANError
+from .networks import UNET_DEPTHS
+
+STATE_FILE = "latest_train_state.pt"
+CONFIG_FILE = "train_opt.json"
+STATE_FORMAT = 1
+
+
+@dataclass
+class Progress:
+    """Where training stands: the epoch being run and the steps done in it and in total."""
+
+    epoch: int = 1
+    epoch_iter: int = 0
+    total_steps: int = 0
+
+
+def atomic_write(path: Path, write: Any) -> Path:
+    """Call ``write(tmp_path)`` then rename onto ``path`` (atomic on POSIX and Windows)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_save(obj: Any, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_text(text: str, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def clean_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop wrapper prefixes (DataParallel/DDP ``module.``, torch.compile ``_orig_mod.``)."""
+    out = {}
+    for key, value in sd.items():
+        for prefix in ("module.", "_orig_mod."):
+            while key.startswith(prefix):
+                key = key[len(prefix) :]
+        out[key] = value
+    return out
+
+
+def weight_path(run_dir: Path, label: str, net: str) -> Path:
+    return Path(run_dir) / f"{label}_net_{net}.pth"
+
+
+def save_weights(run_dir: Path, label: str, nets: list[tuple[str, torch.nn.Module]]) -> None:
+    """The original's files, ``<label>_net_<name>.pth``, as CPU state_dicts."""
+    for name, net in nets:
+        sd = {k: v.detach().cpu() for k, v in clean_state_dict(net.state_dict()).items()}
+        atomic_save(sd, weight_path(run_dir, label, name))
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A state_dict written by this project or by the original code."""
+    if not Path(path).is_file():
+        raise AffineGANError(f"{path}: no such checkpoint; train first or check --name/--epoch")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise AffineGANError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+    if not isinstance(sd, dict):
+        raise AffineGANError(f"{path}: expected a state_dict, found {type(sd).__name__}")
+    return clean_state_dict(sd)
+
+
+def infer_generator_options(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """netG / ngf / channels from a generator state_dict, for checkpoints without a config."""
+    try:
+        first = sd["model.down_base.0.weight"]  # (ngf, input_nc, 4, 4)
+        last = sd["model.up_all.1.weight"]  # (2 ngf, output_nc, 4, 4)
+    except KeyError:
+        raise AffineGANError(
+            "not an AffineGAN generator checkpoint (no model.down_base.0)"
+        ) from None
+    depth = 1 + max(k.count("sub.") for k in sd)
+    names = {v: k for k, v in UNET_DEPTHS.items()}
+    if depth not in names:
+        raise AffineGANError(f"generator checkpoint has {depth} U-Net levels; expected 6, 7 or 8")
+    norm = "batch" if any(k.endswith("running_mean") for k in sd) else "instance"
+    return {
+        "netG": names[depth],
+        "ngf": first.shape[0],
+        "input_nc": first.shape[1],
+        "output_nc": last.shape[1],
+        "norm": norm,
+    }
+
+
+def save_state(
+    run_dir: Path,
+    nets: list[tuple[str, torch.nn.Module]],
+    optimizers: list[tuple[str, torch.optim.Optimizer]],
+    progress: Progress,
+    config: dict,
+) -> Path:
+    """Everything needed to continue exactly: written last, after the weight files."""
+    state = {
+        "format": STATE_FORMAT,
+        "config": config,
+        "progress": asdict(progress),
+        "nets": {n: clean_state_dict(m.state_dict()) for n, m in nets},
+        "optimizers": {n: o.state_dict() for n, o in optimizers},
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        },
+        "versions": {"torch": torch.__version__},
+    }
+    return atomic_save(state, Path(run_dir) / STATE_FILE)
+
+
+def load_state(run_dir: Path) -> dict[str, Any] | None:
+    """The training state of a run, or None when it has none (e.g. original checkpoints)."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001
+        raise AffineGANError(
+            f"{path}: unreadable training state ({err}); delete it to "
+            "resume from the weight files alone"
+        ) from None
+    if state.get("format") != STATE_FORMAT:
+        raise AffineGANError(f"{path}: unknown training-state format {state.get('format')!r}")
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["rng"]["torch"])
+    cuda = state["rng"]["cuda"]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def write_config(run_dir: Path, config: dict) -> Path:
+    return atomic_text(
+        json.dumps(config, indent=2, sort_keys=True) + "\n", Path(run_dir) / CONFIG_FILE
+    )
+
+
+def read_config(run_dir: Path) -> dict | None:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise AffineGANError(f"{path}: invalid JSON ({err}); delete it or fix it") from None

@@ -1,0 +1,188 @@
+"""``affinegan train | generate | gif | synth | demo``: the modern face of the original commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import GenerateConfig, TrainConfig, build_parser, from_args
+from .errors import AffineGANError
+
+log = logging.getLogger("affinegan")
+
+
+def _setup_logging(argv: list[str]) -> None:
+    level = logging.DEBUG if "--verbose" in argv else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+
+
+def train_main(argv: list[str] | None = None, prog: str = "affinegan train") -> int:
+    """Train a model (the original's ``train.py`` flags)."""
+    from .train import train
+
+    parser = build_parser(TrainConfig, prog, "Train an AffineGAN model on one expression.")
+    cfg = from_args(TrainConfig, parser, argv)
+    run_dir = train(cfg)
+    print(f"model saved in {run_dir}")
+    return 0
+
+
+def generate_main(argv: list[str] | None = None, prog: str = "affinegan generate") -> int:
+    """Generate expression videos (the original's ``generate.py`` flags).
+
+    The original needed ``--eval`` for deterministic output; ``affinegan generate`` defaults to
+    it and takes ``--dropout`` for the original's stochastic behaviour.
+    """
+    from .generate import generate
+
+    parser = build_parser(GenerateConfig, prog, "Animate neutral faces with a trained model.")
+    modern = prog == "affinegan generate"
+    if modern:
+        parser.add_argument(
+            "--dropout",
+            action="store_true",
+            help="keep dropout on at test time (the original without --eval)",
+        )
+    ns, rest = parser.parse_known_args(argv)
+    dropout = modern and getattr(ns, "dropout", False)
+    argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--dropout"]
+    cfg = from_args(GenerateConfig, build_parser(GenerateConfig, prog, ""), argv)
+    if modern:
+        cfg.eval = not dropout
+    out = generate(cfg)
+    print(f"results in {out} (open {out / 'index.html'})")
+    return 0
+
+
+def gif_main(argv: list[str] | None = None) -> int:
+    """GIFs from generated frames (the original's ``img2gif.py``)."""
+    from .img2gif import main
+
+    return main(argv)
+
+
+def synth_main(argv: list[str] | None = None) -> int:
+    """Render the procedural synthetic dataset."""
+    from .data.synthetic import EXPRESSIONS, render_dataset
+
+    p = argparse.ArgumentParser(
+        prog="affinegan synth",
+        description=synth_main.__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", required=True, help="dataset root to write")
+    p.add_argument("--expression", default="smile", choices=EXPRESSIONS)
+    p.add_argument("--clips", type=int, default=12, help="training clips")
+    p.add_argument("--test-clips", type=int, default=2, help="test clips (held-out identities)")
+    p.add_argument("--size", type=int, default=64, help="frame size in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-frames", type=int, default=8)
+    p.add_argument("--max-frames", type=int, default=30)
+    a = p.parse_args(argv)
+    root = render_dataset(
+        Path(a.out), a.expression, a.clips, a.test_clips, a.size, a.seed, a.min_frames, a.max_frames
+    )
+    print(f"synthetic '{a.expression}' dataset in {root}")
+    return 0
+
+
+def demo_main(argv: list[str] | None = None) -> int:
+    """Synthetic data -> a tiny model trained on CPU -> GIF, MP4 and an HTML page."""
+    from .data.synthetic import render_dataset
+    from .generate import generate
+    from .train import train
+
+    p = argparse.ArgumentParser(
+        prog="affinegan demo",
+        description=demo_main.__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", default="demo_out", help="folder for data, model and results")
+    p.add_argument("--expression", default="smile")
+    p.add_argument("--steps", type=int, default=1500, help="training steps")
+    p.add_argument("--size", type=int, default=64, help="64 (unet_64) or 128 (unet_128)")
+    p.add_argument("--ngf", type=int, default=16)
+    p.add_argument("--clips", type=int, default=24)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gpu_ids", default="-1")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    data = render_dataset(out / "data", a.expression, a.clips, 3, a.size, a.seed)
+    netg = {64: "unet_64", 128: "unet_128", 256: "unet_256"}.get(a.size)
+    if netg is None:
+        raise AffineGANError(f"--size {a.size}: the demo supports 64, 128 or 256")
+    epochs = max(1, -(-a.steps // a.clips))
+    t0 = time.perf_counter()
+    cfg = TrainConfig(
+        dataroot=str(data),
+        name=f"demo_{a.expression}",
+        checkpoints_dir=str(out / "checkpoints"),
+        netG=netg,
+        ngf=a.ngf,
+        ndf=a.ngf,
+        loadSize=a.size + a.size // 8,
+        fineSize=a.size,
+        niter=epochs,
+        niter_decay=0,
+        max_steps=a.steps,
+        num_threads=0,
+        gpu_ids=a.gpu_ids,
+        print_freq=50,
+        display_freq=250,
+        save_latest_freq=500,
+        save_epoch_freq=10**9,
+        seed=a.seed,
+    )
+    train(cfg)
+    log.info("trained %d steps in %.0f s", a.steps, time.perf_counter() - t0)
+    gen = GenerateConfig(
+        dataroot=str(data),
+        name=cfg.name,
+        checkpoints_dir=cfg.checkpoints_dir,
+        results_dir=str(out / "results"),
+        eval=True,
+        num_frames=20,
+        format="png,gif,mp4",
+        gpu_ids=a.gpu_ids,
+    )
+    result = generate(gen)
+    print(f"demo done: open {result / 'index.html'}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "train": train_main,
+    "generate": generate_main,
+    "gif": gif_main,
+    "synth": synth_main,
+    "demo": demo_main,
+}
+
+
+def run(func: Callable[[list[str]], int], argv: list[str]) -> int:
+    """Run a command: user errors become one line on stderr (exit 2), Ctrl-C exit 130."""
+    _setup_logging(argv)
+    try:
+        return func(argv)
+    except AffineGANError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        lines = [f"  {name:<9} {func.__doc__.splitlines()[0]}" for name, func in COMMANDS.items()]
+        print(
+            "usage: affinegan COMMAND [options]   (affinegan COMMAND --help)\n\ncommands:\n"
+            + "\n".join(lines)
+        )
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    return run(COMMANDS[argv[0]], argv[1:])

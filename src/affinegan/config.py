@@ -1,0 +1,238 @@
+"""Command configurations: one dataclass per command, parsed with the original's flag names.
+
+The original assembled options in several files and mutated them after parsing; here a parser
+fills a frozen-in-spirit dataclass once, which round-trips to JSON and travels in checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import AffineGANError
+
+log = logging.getLogger(__name__)
+
+# Accepted so the original's scripts keep running; each gets a one-line note when given.
+IGNORED_OPTIONS: dict[str, str] = {
+    "display_winsize": "samples are saved at the training size",
+    "display_ncols": "visdom is not used; samples go to web/ and TensorBoard",
+    "display_server": "visdom is not used; samples go to web/ and TensorBoard",
+    "display_env": "visdom is not used; samples go to web/ and TensorBoard",
+    "display_port": "visdom is not used; samples go to web/ and TensorBoard",
+    "update_html_freq": "the web page is updated with every sample (--display_freq)",
+    "lr_policy": "only the original default schedule (constant, then linear decay) exists",
+    "lr_decay_iters": "only the original default schedule (constant, then linear decay) exists",
+    "w_pa": "unused by the original too",
+    "w_la": "unused by the original too",
+    "w_co": "unused by the original too",
+    "dataset_mode": "AffineGAN has a single dataset mode",
+    "model": "AffineGAN has a single model",
+    "resize_or_crop": "the method always resizes to --loadSize then crops to --fineSize",
+    "pool_size": "AffineGAN uses no image pool",
+    "ntest": "use --num_test",
+    "aspect_ratio": "frames are written at the model's square size",
+}
+
+
+def _opt(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field that also describes its command-line flag."""
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class ModelOptions:
+    """Options that define the networks; shared by training and generation."""
+
+    netG: str = _opt("unet_256", "generator: unet_64 | unet_128 | unet_256 (input 64/128/256 px)")
+    ngf: int = _opt(64, "generator filters in the first conv layer")
+    ndf: int = _opt(64, "discriminator filters in the first conv layer")
+    netD: str = _opt("basic", "discriminator: basic (3 layers) | n_layers")
+    n_layers_D: int = _opt(3, "discriminator depth when --netD n_layers")
+    norm: str = _opt("instance", "instance | batch normalisation")
+    no_dropout: bool = _opt(False, "no dropout in the generator")
+    init_type: str = _opt("normal", "weight init: normal | xavier | kaiming | orthogonal")
+    init_gain: float = _opt(0.02, "std / gain of the weight init")
+    input_nc: int = _opt(3, "image channels in")
+    output_nc: int = _opt(3, "image channels out")
+    noise_std: float = _opt(0.01, "std of the Gaussian noise added to mixed features in training")
+
+    def generator_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``networks.Generator`` (stored in checkpoints)."""
+        return {
+            "netG": self.netG,
+            "ngf": self.ngf,
+            "input_nc": self.input_nc,
+            "output_nc": self.output_nc,
+            "norm": self.norm,
+            "dropout": not self.no_dropout,
+            "noise_std": self.noise_std,
+        }
+
+
+@dataclass
+class TrainConfig(ModelOptions):
+    """Everything a training run depends on; written to opt.txt, train_opt.json and the state."""
+
+    dataroot: str = _opt("", "dataset root holding train/img/<clip>/<frames>", required=True)
+    name: str = _opt("experiment_name", "run name: checkpoints go to <checkpoints_dir>/<name>")
+    checkpoints_dir: str = _opt("./checkpoints", "where runs are saved")
+    gpu_ids: str = _opt("0", "GPU id, e.g. 0; -1 for CPU (CPU is used when no GPU exists)")
+    batch_size: int = _opt(1, "clips per step (alpha is inferred per clip)")
+    loadSize: int = _opt(286, "resize frames to this size")
+    fineSize: int = _opt(256, "then random-crop to this size")
+    no_flip: bool = _opt(False, "no random horizontal flip")
+    no_patch: bool = _opt(False, "train without mouth masks (no local patch discriminator)")
+    niter: int = _opt(10000, "epochs at the starting learning rate")
+    niter_decay: int = _opt(100, "epochs to decay the learning rate linearly to zero")
+    lr: float = _opt(0.0002, "Adam learning rate")
+    beta1: float = _opt(0.5, "Adam beta1")
+    no_lsgan: bool = _opt(True, "vanilla GAN loss (BCE); the original default")
+    lsgan: bool = _opt(False, "least-squares GAN loss instead of BCE")
+    lambda_L1: float = _opt(100.0, "weight of L1(fake, real)")
+    lambda_A: float = _opt(100.0, "weight of the alpha-adversarial loss")
+    lambda_rec: float = _opt(10.0, "weight of L1(reconstruction, real) (hard-coded 10 in original)")
+    train_imagenum: int = _opt(5, "K: target frames drawn per clip per step")
+    continue_train: bool = _opt(False, "resume the run from its latest checkpoint")
+    epoch_count: int = _opt(1, "starting epoch (resuming original weights)")
+    epoch: str = _opt("latest", "which weights to load with --continue_train")
+    save_latest_freq: int = _opt(1000, "steps between 'latest' checkpoints")
+    save_epoch_freq: int = _opt(200, "epochs between numbered checkpoints")
+    print_freq: int = _opt(50, "steps between loss reports")
+    display_freq: int = _opt(100, "steps between sample images (web/ and TensorBoard)")
+    display_id: int = _opt(-1, "visdom window id of the original (not used)")
+    no_html: bool = _opt(False, "do not write sample images and web/index.html")
+    serial_batches: bool = _opt(False, "take clips in order instead of shuffled")
+    num_threads: int = _opt(1, "data loading worker processes (0: in the main process)")
+    max_dataset_size: int = _opt(0, "use at most this many clips (0: all)")
+    phase: str = _opt("train", "dataset split to train on")
+    suffix: str = _opt("", "appended to --name, e.g. {netG}_size{fineSize}")
+    verbose: bool = _opt(False, "more log output")
+    seed: int = _opt(0, "seed for initialisation, sampling and noise")
+    max_steps: int = _opt(0, "stop (saving) after this many steps in total (0: no limit)")
+
+    @property
+    def use_patch(self) -> bool:
+        return not self.no_patch
+
+    @property
+    def last_epoch(self) -> int:
+        return self.niter + self.niter_decay
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.checkpoints_dir) / self.name
+
+
+@dataclass
+class GenerateConfig(ModelOptions):
+    """Options of generation; model options default to what the run saved."""
+
+    dataroot: str = _opt("", "dataset root; inputs are the first frames of <phase>/img/<clip>")
+    input: list[str] = _opt(None, "photo(s) to animate instead of a dataset", nargs="+")
+    name: str = _opt("experiment_name", "run name under --checkpoints_dir")
+    checkpoints_dir: str = _opt("./checkpoints", "where runs are saved")
+    results_dir: str = _opt("./results/", "results go to <results_dir>/<name>/<phase>_<epoch>")
+    gpu_ids: str = _opt("0", "GPU id; -1 for CPU")
+    epoch: str = _opt("latest", "which weights: latest or an epoch number")
+    phase: str = _opt("test", "dataset split to read inputs from")
+    eval: bool = _opt(False, "eval mode: dropout off (deterministic output)")
+    interval: float = _opt(0.05, "alpha step of the original: frames alpha = 0, interval, ... < 1")
+    num_frames: int = _opt(0, "frames with alpha = linspace(0, peak, N), peak included")
+    alphas: str = _opt("", "explicit comma-separated alphas, e.g. 0,0.3,1")
+    peak: float = _opt(1.0, "largest alpha for --num_frames")
+    num_test: int = _opt(100, "at most this many inputs")
+    format: str = _opt("png", "outputs: any of png,gif,mp4 (comma-separated)")
+    fps: float = _opt(10.0, "frames per second of GIF/MP4")
+    chunk: int = _opt(32, "frames decoded per batch (bounds memory for long videos)")
+    fineSize: int = _opt(0, "input size (0: the size the model was trained at)")
+    loadSize: int = _opt(0, "accepted for compatibility; generation resizes to --fineSize")
+    batch_size: int = _opt(1, "accepted for compatibility")
+    num_threads: int = _opt(1, "accepted for compatibility")
+    serial_batches: bool = _opt(False, "accepted for compatibility")
+    no_flip: bool = _opt(False, "accepted for compatibility")
+    no_patch: bool = _opt(False, "accepted for compatibility")
+    max_dataset_size: int = _opt(0, "accepted for compatibility")
+    suffix: str = _opt("", "appended to --name")
+    verbose: bool = _opt(False, "more log output")
+
+
+def build_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
+    """An argparse parser whose flags are the dataclass fields, defaults shown."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    for f in fields(cls):
+        meta = dict(f.metadata)
+        help_text = meta.pop("help", None)
+        flag = f"--{f.name}"
+        if f.type in ("bool", bool):
+            if f.default:  # flags that are on by default (--no_lsgan) stay accepted no-ops
+                parser.add_argument(flag, action="store_true", default=True, help=help_text)
+            else:
+                parser.add_argument(flag, action="store_true", help=help_text)
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        parser.add_argument(flag, type=kind, default=f.default, help=help_text, **meta)
+    for name in IGNORED_OPTIONS:
+        parser.add_argument(f"--{name}", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def from_args(cls: type, parser: argparse.ArgumentParser, argv: list[str] | None) -> Any:
+    """Parse argv into ``cls``, noting ignored options and applying ``--suffix``."""
+    ns = vars(parser.parse_args(argv))
+    for name in IGNORED_OPTIONS:
+        if name in ns:
+            log.warning(
+                "note: --%s is accepted for compatibility and not used (%s)",
+                name,
+                IGNORED_OPTIONS[name],
+            )
+            del ns[name]
+    cfg = cls(**ns)
+    if cfg.suffix:
+        try:
+            cfg.name = f"{cfg.name}_{cfg.suffix.format(**asdict(cfg))}"
+        except (KeyError, IndexError, ValueError) as err:
+            raise AffineGANError(
+                f"--suffix {cfg.suffix!r} names an unknown option ({err})"
+            ) from None
+    return cfg
+
+
+def to_json(cfg: Any) -> str:
+    return json.dumps(asdict(cfg), indent=2, sort_keys=True)
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a config from a stored dict, ignoring keys this version does not know."""
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def format_options(cfg: Any, defaults: Any) -> str:
+    """The original's opt.txt table: every option, with the default where it differs."""
+    lines = ["----------------- Options ---------------"]
+    base = asdict(defaults)
+    for key, value in sorted(asdict(cfg).items()):
+        note = "" if base.get(key) == value else f"\t[default: {base.get(key)}]"
+        lines.append(f"{key:>25}: {str(value):<30}{note}")
+    lines.append("----------------- End -------------------")
+    return "\n".join(lines) + "\n"
+
+
+def parse_alphas(text: str) -> list[float]:
+    """``"0,0.3,1"`` -> [0.0, 0.3, 1.0]; a clear error for anything else."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise AffineGANError(f"--alphas {text!r}: expected numbers like 0,0.3,1") from None
+    if not values or any(not math.isfinite(v) for v in values):
+        raise AffineGANError(f"--alphas {text!r}: expected finite numbers like 0,0.3,1")
+    return values

@@ -1,0 +1,1 @@
+"""Datasets: the clip-folder layout, validation, sampling, and synthetic faces."""

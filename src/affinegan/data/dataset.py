@@ -1,0 +1,299 @@
+"""Clip folders -> training samples (METHOD.md, "Data").
+
+Layout: ``<root>/<phase>/img/<clip>/<frames>``, optional masks with the same frame names under
+``<root>/<phase>/patch/<clip>/``. Frames sort by name and the FIRST is the neutral face ``A``.
+A sample is ``A`` plus ``K`` frames ``B_k`` drawn with replacement from frames 2..N, all sharing
+one crop offset and one flip decision.
+
+Every random choice of a sample comes from ``numpy.random.default_rng([seed, epoch, index])``,
+so a sample depends only on those three numbers: not on worker count, batch size or on how many
+samples came before it, which makes a resumed run see exactly the samples it would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from affinegan.data.images import (
+    IMAGE_EXTENSIONS,
+    check_image,
+    load_mask,
+    open_image,
+    uint8_to_unit,
+)
+from affinegan.errors import AffineGANError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One video: its frames in order (``frames[0]`` is the neutral face) and optional masks."""
+
+    name: str
+    frames: tuple[Path, ...]
+    masks: tuple[Path, ...] | None
+
+
+def list_frames(folder: Path) -> list[Path]:
+    """Image files in ``folder`` sorted by name; hidden files and non-image clutter are skipped."""
+    frames = []
+    for entry in Path(folder).iterdir():
+        if entry.is_dir():
+            continue
+        if entry.name.startswith(".") or entry.suffix.lower() not in IMAGE_EXTENSIONS:
+            log.debug("skipping non-image file %s", entry)
+            continue
+        frames.append(entry)
+    return sorted(frames, key=lambda p: p.name)
+
+
+def _clip_masks(clip_dir: Path, patch_dir: Path, frames: list[Path]) -> tuple[Path, ...]:
+    """The mask of every frame, matched by file name as the original does."""
+    mask_dir = patch_dir / clip_dir.name
+    if not mask_dir.is_dir():
+        raise AffineGANError(
+            f"{mask_dir}: mask folder for clip {clip_dir} not found; add masks with the same "
+            "frame names or train without masks using --no_patch"
+        )
+    by_name = {p.name: p for p in list_frames(mask_dir)}
+    for frame in frames:
+        if frame.name not in by_name:
+            raise AffineGANError(
+                f"{mask_dir / frame.name}: mask for frame {frame} is missing; patch frames must "
+                f"have the same names as the frames in {clip_dir}, or use --no_patch"
+            )
+    return tuple(by_name[f.name] for f in frames)
+
+
+def scan_clips(
+    root: Path,
+    phase: str = "train",
+    use_patch: bool = False,
+    min_frames: int = 2,
+    max_clips: int | None = None,
+    check_images: bool = True,
+) -> list[Clip]:
+    """Find and validate the clips under ``root/phase`` before any training or generation.
+
+    Each problem raises ``AffineGANError`` with one line naming the path and the fix, so a bad
+    dataset fails in seconds instead of hours into a run. ``max_clips`` keeps the first N clips
+    in sorted order (the original's ``--max_dataset_size``).
+    """
+    started = time.perf_counter()
+    root = Path(root)
+    layout = f"{root}/{phase}/img/<clip>/<frames>"
+    if not root.is_dir():
+        raise AffineGANError(f"{root}: dataset root not found; point --dataroot at {layout}")
+    img_dir = root / phase / "img"
+    if not img_dir.is_dir():
+        raise AffineGANError(f"{img_dir}: folder not found; the expected layout is {layout}")
+    patch_dir = root / phase / "patch"
+    if use_patch and not patch_dir.is_dir():
+        raise AffineGANError(
+            f"{patch_dir}: mask folder not found; add masks as {patch_dir}/<clip>/<frames> with "
+            "the same names as the frames, or train without masks using --no_patch"
+        )
+    clip_dirs = sorted(
+        (d for d in img_dir.iterdir() if d.is_dir() and not d.name.startswith(".")),
+        key=lambda d: d.name,
+    )
+    if not clip_dirs:
+        raise AffineGANError(f"{img_dir}: no clip folders found; the expected layout is {layout}")
+    if max_clips is not None:
+        clip_dirs = clip_dirs[:max_clips]
+
+    clips = []
+    for clip_dir in clip_dirs:
+        frames = list_frames(clip_dir)
+        if len(frames) < min_frames:
+            raise AffineGANError(
+                f"{clip_dir}: clip has {len(frames)} frame(s) but needs at least {min_frames} "
+                "(the neutral first frame plus expression frames); add frames or remove the folder"
+            )
+        masks = _clip_masks(clip_dir, patch_dir, frames) if use_patch else None
+        clips.append(Clip(clip_dir.name, tuple(frames), masks))
+
+    if check_images:
+        paths = [p for c in clips for p in (*c.frames, *(c.masks or ()))]
+        # Decoding releases the GIL, so threads scale; map() re-raises the first bad file in order.
+        pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
+        try:
+            for _ in pool.map(check_image, paths):
+                pass
+        finally:
+            pool.shutdown(cancel_futures=True)
+    log.info(
+        "found %d clips (%d frames) in %s in %.2fs",
+        len(clips),
+        sum(len(c.frames) for c in clips),
+        img_dir,
+        time.perf_counter() - started,
+    )
+    return clips
+
+
+def _decode_resized(path: Path, size: int, mask: bool) -> np.ndarray:
+    """uint8 ``(size,size)`` for grey files and masks, else ``(size,size,3)``.
+
+    Grey frames stay one channel in the cache (3x smaller); resizing grey then replicating gives
+    exactly the same pixels as converting to RGB first.
+    """
+    if mask:
+        return np.asarray(load_mask(path, size))
+    img = open_image(path)
+    if img.mode != "L":
+        img = img.convert("RGB")
+    return np.asarray(img.resize((size, size), Image.BICUBIC))
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """One training sample per clip: A plus K targets drawn WITH replacement from frames 2..N.
+
+    Decoded, resized frames are cached per process up to ``cache_mb`` (then no more are added):
+    decoding dominates small-model training, and each clip is visited once per epoch, so the
+    cache pays off across epochs, i.e. with ``persistent_workers=True`` when workers are used.
+    The epoch lives in shared memory so ``set_epoch`` reaches persistent workers too; call it
+    before iterating the DataLoader.
+    """
+
+    def __init__(
+        self,
+        clips: Sequence[Clip],
+        load_size: int = 286,
+        fine_size: int = 256,
+        num_targets: int = 5,
+        flip: bool = True,
+        use_patch: bool = False,
+        seed: int = 0,
+        cache_mb: int = 512,
+    ) -> None:
+        if fine_size > load_size:
+            raise AffineGANError(
+                f"fine_size {fine_size} is larger than load_size {load_size}; "
+                "set --loadSize >= --fineSize"
+            )
+        for clip in clips:
+            if len(clip.frames) < 2:
+                raise AffineGANError(
+                    f"{clip.frames[0].parent if clip.frames else clip.name}: clip has "
+                    f"{len(clip.frames)} frame(s), training needs at least 2; add frames or "
+                    "remove the folder"
+                )
+            if use_patch and clip.masks is None:
+                raise AffineGANError(
+                    f"{clip.frames[0].parent}: clip has no masks; scan it with use_patch=True "
+                    "or train with --no_patch"
+                )
+        self.clips = list(clips)
+        self.load_size = load_size
+        self.fine_size = fine_size
+        self.num_targets = num_targets
+        self.flip = flip
+        self.use_patch = use_patch
+        self.seed = seed
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._cache: dict[tuple[Path, bool], np.ndarray] = {}
+        self._cache_bytes = 0
+        self._cache_limit = cache_mb * 2**20
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose samples ``__getitem__`` returns (seen by all workers)."""
+        self._epoch.fill_(epoch)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def _pixels(self, path: Path, mask: bool) -> np.ndarray:
+        key = (path, mask)
+        arr = self._cache.get(key)
+        if arr is None:
+            arr = _decode_resized(path, self.load_size, mask)
+            if self._cache_bytes + arr.nbytes <= self._cache_limit:
+                self._cache[key] = arr
+                self._cache_bytes += arr.nbytes
+        return arr
+
+    def _stack(self, paths: Sequence[Path], x: int, y: int, flip: bool, mask: bool) -> torch.Tensor:
+        """Crop every file at the SAME offset, flip them all or none -> ``(n,3,S,S)`` in [-1,1]."""
+        s = self.fine_size
+        out = np.empty((len(paths), 3, s, s), dtype=np.uint8)
+        for i, path in enumerate(paths):
+            crop = self._pixels(path, mask)[y : y + s, x : x + s]
+            if flip:
+                crop = crop[:, ::-1]
+            out[i] = crop[None] if crop.ndim == 2 else crop.transpose(2, 0, 1)
+        return uint8_to_unit(out)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        clip = self.clips[index]
+        rng = np.random.default_rng([self.seed, int(self._epoch), index])
+        targets = rng.integers(1, len(clip.frames), size=self.num_targets)
+        # The original's offset range: randint(0, max(0, load - fine - 1)), both ends included.
+        x, y = (int(v) for v in rng.integers(0, max(0, self.load_size - self.fine_size - 1) + 1, 2))
+        flip = self.flip and bool(rng.random() < 0.5)
+        picks = [0, *targets.tolist()]
+
+        images = self._stack([clip.frames[i] for i in picks], x, y, flip, mask=False)
+        sample: dict[str, torch.Tensor | str] = {"A": images[0], "B": images[1:], "clip": clip.name}
+        if self.use_patch:
+            masks = (
+                self._stack([clip.masks[i] for i in picks], x, y, flip, mask=True) >= 0.5
+            ).float()
+            sample["mask_A"] = masks[0]
+            sample["mask_B"] = masks[1:]
+        return sample
+
+
+class ResumableSampler(torch.utils.data.Sampler[int]):
+    """Epoch-seeded order that can start mid-epoch, so a resumed run sees exactly the samples it
+    would have; with ``world_size > 1`` each rank takes a disjoint shard (padded by wrapping)."""
+
+    def __init__(
+        self, n: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1
+    ) -> None:
+        if n < 1:
+            raise ValueError(f"ResumableSampler needs at least one item, got n={n}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world_size {world_size}")
+        self.n = n
+        self.seed = seed
+        self.shuffle = shuffle
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.start = 0
+
+    def _shard_size(self) -> int:
+        return math.ceil(self.n / self.world_size)
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Select the epoch; ``start`` = items of this rank already consumed in it (resume)."""
+        if not 0 <= start <= self._shard_size():
+            raise ValueError(f"start {start} is outside 0..{self._shard_size()} for this epoch")
+        self.epoch = epoch
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            order = torch.randperm(self.n, generator=gen).tolist()
+        else:
+            order = list(range(self.n))  # the original's --serial_batches
+        total = self._shard_size() * self.world_size
+        order = [order[i % self.n] for i in range(total)]
+        return iter(order[self.rank :: self.world_size][self.start :])
+
+    def __len__(self) -> int:
+        return self._shard_size() - self.start

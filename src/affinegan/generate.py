@@ -1,0 +1,143 @@
+"""The inference road: photo -> encode once -> decode many alphas -> PNG, GIF, MP4, HTML."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from .config import GenerateConfig, ModelOptions, parse_alphas
+from .data.dataset import scan_clips
+from .data.images import load_input_image, tensor_to_uint8
+from .errors import AffineGANError
+from .html import write_image_table
+from .networks import UNET_DEPTHS, Generator, canonical_netg
+from .train import resolve_device
+from .video import parse_formats, write_gif, write_mp4
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    G: Generator
+    size: int  # the square input size the generator was trained at
+
+
+def load_generator(
+    run_dir: Path, epoch: str = "latest", opts: ModelOptions | None = None, size: int = 0
+) -> LoadedModel:
+    """Rebuild G from a run folder: the saved config if any, else the weights' own shapes.
+
+    Works for runs of this project and for the original code's ``<epoch>_net_G.pth``.
+    """
+    run_dir = Path(run_dir)
+    path = ckpt.weight_path(run_dir, epoch, "G")
+    sd = ckpt.load_weights(path)
+    saved = ckpt.read_config(run_dir) or {}
+    kwargs = ModelOptions(**{k: saved[k] for k in ModelOptions.__dataclass_fields__ if k in saved})
+    kwargs = kwargs.generator_kwargs()
+    kwargs.update(ckpt.infer_generator_options(sd))  # the weights are the truth for shapes
+    if opts is not None and not saved:
+        kwargs["dropout"] = not opts.no_dropout
+    G = Generator(**kwargs)
+    try:
+        G.load_state_dict(sd)
+    except RuntimeError as err:
+        raise AffineGANError(f"{path}: weights do not fit the generator ({err})") from None
+    unit = 2 ** UNET_DEPTHS[canonical_netg(kwargs["netG"])]
+    size = size or int(saved.get("fineSize", 0)) or 256  # the original's test-time default
+    if size % unit:
+        raise AffineGANError(
+            f"--fineSize {size} does not suit {kwargs['netG']}: use a multiple of {unit}"
+        )
+    return LoadedModel(G, size)
+
+
+def resolve_alphas(cfg: GenerateConfig) -> list[float]:
+    """--alphas, else --num_frames (linspace to the peak, included), else --interval."""
+    if cfg.alphas:
+        return parse_alphas(cfg.alphas)
+    if cfg.num_frames:
+        if cfg.num_frames < 1:
+            raise AffineGANError("--num_frames must be at least 1")
+        return np.linspace(0.0, cfg.peak, cfg.num_frames).tolist()
+    if not 0 < cfg.interval <= 1:
+        raise AffineGANError(f"--interval {cfg.interval}: expected a value in (0, 1]")
+    return [i * cfg.interval for i in range(round(1.0 / cfg.interval))]
+
+
+def set_mode(G: Generator, dropout: bool) -> None:
+    """Eval mode (no noise); without ``--eval`` the original kept dropout active at test time."""
+    G.eval()
+    if dropout:
+        for m in G.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.train()
+
+
+@torch.inference_mode()
+def animate(G: Generator, x: torch.Tensor, alphas: list[float], chunk: int = 32) -> np.ndarray:
+    """One face (3,H,W) in [-1,1] -> frames (N,H,W,3) uint8: one encoding, decoded in chunks."""
+    enc = G.encode(x[None])
+    t = torch.tensor(alphas, dtype=x.dtype, device=x.device)
+    parts = [tensor_to_uint8(G.decode(enc, 1.0, t[i : i + chunk])) for i in range(0, len(t), chunk)]
+    return np.concatenate(parts)
+
+
+def _inputs(cfg: GenerateConfig) -> list[tuple[str, Path]]:
+    if cfg.input:
+        paths = [Path(p) for p in cfg.input]
+        for p in paths:
+            if not p.is_file():
+                raise AffineGANError(f"{p}: no such input image")
+        return [(p.stem, p) for p in paths][: cfg.num_test]
+    if not cfg.dataroot:
+        raise AffineGANError("give --dataroot (a dataset with test/img/<clip>/) or --input PHOTO")
+    clips = scan_clips(Path(cfg.dataroot), cfg.phase, use_patch=False, min_frames=1)
+    return [(c.name, c.frames[0]) for c in clips][: cfg.num_test]
+
+
+def generate(cfg: GenerateConfig) -> Path:
+    """Write ``<results_dir>/<name>/<phase>_<epoch>/``: images/, index.html, GIF/MP4 per input."""
+    formats = parse_formats(cfg.format)
+    alphas = resolve_alphas(cfg)
+    if cfg.chunk < 1:
+        raise AffineGANError("--chunk must be at least 1")
+    inputs = _inputs(cfg)
+    device = resolve_device(cfg.gpu_ids)
+    model = load_generator(Path(cfg.checkpoints_dir) / cfg.name, cfg.epoch, cfg, cfg.fineSize)
+    G = model.G.to(device)
+    set_mode(G, dropout=not cfg.eval)
+    out_dir = Path(cfg.results_dir) / cfg.name / f"{cfg.phase}_{cfg.epoch}"
+    images = out_dir / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for clip, path in tqdm(inputs, desc="generating", unit="face", leave=False):
+        x = load_input_image(path, model.size).to(device)
+        frames = animate(G, x, alphas, cfg.chunk)
+        Image.fromarray(tensor_to_uint8(x.cpu())).save(images / f"{clip}_input_A.png")
+        row = [("input", f"images/{clip}_input_A.png")]
+        if "png" in formats:
+            for i, frame in enumerate(frames):
+                Image.fromarray(frame).save(images / f"{clip}_fake_B_list{i}.png")
+            row += [
+                (f"alpha {a:.2f}", f"images/{clip}_fake_B_list{i}.png")
+                for i, a in enumerate(alphas)
+            ]
+        if "gif" in formats:
+            write_gif(list(frames), out_dir / f"{clip}.gif", cfg.fps)
+            row.append(("GIF", f"{clip}.gif"))
+        if "mp4" in formats:
+            write_mp4(list(frames), out_dir / f"{clip}.mp4", cfg.fps)
+            row.append(("MP4", f"{clip}.mp4"))
+        rows.append((clip, row))
+    write_image_table(out_dir / "index.html", f"{cfg.name}: {cfg.phase}_{cfg.epoch}", rows)
+    log.info("wrote %d videos of %d frames to %s", len(inputs), len(alphas), out_dir)
+    return out_dir

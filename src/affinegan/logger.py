@@ -1,0 +1,111 @@
+"""What a run shows while it trains: loss_log.txt, metrics.jsonl, sample images, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import Progress
+from .data.images import tensor_to_uint8
+from .html import write_image_table
+from .model import generator_forward
+from .networks import Generator
+
+log = logging.getLogger(__name__)
+
+SWEEP_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+class RunLogger:
+    """Appends losses to ``loss_log.txt`` (original format) and ``metrics.jsonl``; writes
+    sample images and ``web/index.html``; mirrors both to TensorBoard when it is installed."""
+
+    def __init__(self, run_dir: Path, html: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.html = html
+        self.rows: list[tuple[str, list[tuple[str, str]]]] = []
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+        except ImportError:
+            log.debug("tensorboard not installed: no TensorBoard logs")
+
+    def text(self, line: str) -> None:
+        with open(self.run_dir / "loss_log.txt", "a") as f:
+            f.write(line + "\n")
+
+    def losses(self, p: Progress, values: dict[str, float], t_comp: float, t_data: float) -> None:
+        body = " ".join(f"{k}: {v:.3f}" for k, v in values.items())
+        self.text(
+            f"(epoch: {p.epoch}, iters: {p.epoch_iter}, time: {t_comp:.3f}, "
+            f"data: {t_data:.3f}) {body}"
+        )
+        record = {
+            "epoch": p.epoch,
+            "step": p.total_steps,
+            "time_s": t_comp,
+            "data_s": t_data,
+            "wall": time.time(),
+            **values,
+        }
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            for k, v in values.items():
+                self.tb.add_scalar(f"loss/{k}", v, p.total_steps)
+
+    @torch.no_grad()
+    def samples(self, p: Progress, G: Generator, batch: dict) -> None:
+        """Input, target, fake, reconstruction and an alpha sweep of the batch's first clip.
+
+        G runs in eval mode (no noise, no dropout) so sampling never touches the RNG stream
+        that training and exact resume depend on.
+        """
+        was_training = G.training
+        G.eval()
+        A, B = batch["A"][:1], batch["B"][:1, :1]
+        fw = generator_forward(G, A, B)
+        enc = G.encode(A)
+        sweep = G.decode(enc, 1.0, torch.tensor(SWEEP_ALPHAS, device=A.device))
+        G.train(was_training)
+        alpha = float(fw.alpha[0, 0])
+        images = {
+            "input_A": tensor_to_uint8(A[0]),
+            "real_B": tensor_to_uint8(B[0, 0]),
+            f"fake_B (alpha {alpha:.2f})": tensor_to_uint8(fw.fake[0]),
+            "rec_B": tensor_to_uint8(fw.rec[0]),
+            "alpha 0..1": np.concatenate(list(tensor_to_uint8(sweep)), axis=1),
+        }
+        if self.tb is not None:
+            for label, img in images.items():
+                self.tb.add_image(
+                    f"samples/{label.split()[0]}", img, p.total_steps, dataformats="HWC"
+                )
+        if not self.html:
+            return
+        folder = self.run_dir / "web" / "images"
+        folder.mkdir(parents=True, exist_ok=True)
+        row = []
+        for label, img in images.items():
+            name = f"epoch{p.epoch:03d}_step{p.total_steps:07d}_{label.split()[0]}.png"
+            Image.fromarray(img).save(folder / name)
+            row.append((label, f"images/{name}"))
+        self.rows.insert(0, (f"epoch {p.epoch}, step {p.total_steps}", row))
+        write_image_table(
+            self.run_dir / "web" / "index.html",
+            f"training samples: {self.run_dir.name}",
+            self.rows,
+            refresh_s=60,
+        )
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()

@@ -1,0 +1,281 @@
+"""The networks of AffineGAN: the two-stream U-Net generator and the three discriminators.
+
+Paper mapping (Shen et al. 2019, Sec. 3): an image x is encoded by a *base* stream and a
+*residual* stream; frame t is decoded from the affine mix ``z_b(x) + alpha_t * z_r(x)``.
+Here the mix ``b * base + t * res`` happens at every U-Net level (the skip tensors) and at the
+bottleneck. Because the two streams never see ``(b, t)``, ``Generator.encode`` runs once per
+image and ``Generator.decode`` turns one encoding into any number of frames.
+
+Module and parameter names reproduce the original code's state_dict keys
+(``model.sub.down_base.1.weight`` ...), so its checkpoints load unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+UNET_DEPTHS = {"unet_64": 6, "unet_128": 7, "unet_256": 8}
+
+
+def canonical_netg(name: str) -> str:
+    """Accept the original's spellings (``unet256`` was its parser default)."""
+    key = name.lower().replace("-", "_")
+    if key.startswith("unet") and not key.startswith("unet_"):
+        key = "unet_" + key[4:]
+    if key not in UNET_DEPTHS:
+        raise ValueError(f"unknown --netG {name!r}; choose one of {', '.join(UNET_DEPTHS)}")
+    return key
+
+
+def _norm(norm: str, channels: int) -> nn.Module:
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels, affine=True)
+    raise ValueError(f"unknown --norm {norm!r}; choose instance or batch")
+
+
+class UnetLevel(nn.Module):
+    """One U-Net level: two down convolutions (base, residual) and the shared up path."""
+
+    def __init__(
+        self,
+        outer_nc: int,
+        inner_nc: int,
+        input_nc: int | None = None,
+        sub: UnetLevel | None = None,
+        outermost: bool = False,
+        norm: str = "instance",
+        dropout: bool = False,
+    ) -> None:
+        super().__init__()
+        input_nc = outer_nc if input_nc is None else input_nc
+        bias = norm == "instance"  # a conv followed by InstanceNorm keeps its bias (original)
+        innermost = sub is None
+
+        def down() -> nn.Sequential:
+            conv = nn.Conv2d(input_nc, inner_nc, 4, 2, 1, bias=bias)
+            if outermost:
+                return nn.Sequential(conv)
+            if innermost:
+                return nn.Sequential(nn.LeakyReLU(0.2), conv)
+            return nn.Sequential(nn.LeakyReLU(0.2), conv, _norm(norm, inner_nc))
+
+        self.down_base = down()
+        self.down_res = down()
+        up_in = inner_nc if innermost else inner_nc * 2
+        if outermost:
+            self.up_all = nn.Sequential(
+                nn.ReLU(), nn.ConvTranspose2d(up_in, outer_nc, 4, 2, 1), nn.Tanh()
+            )
+        else:
+            up = [nn.ReLU(), nn.ConvTranspose2d(up_in, outer_nc, 4, 2, 1, bias=bias)]
+            up.append(_norm(norm, outer_nc))
+            if dropout:
+                up.append(nn.Dropout(0.5))
+            self.up_all = nn.Sequential(*up)
+        self.sub = sub
+
+
+@dataclass
+class Encoding:
+    """Both streams of an image at every level: what ``decode`` needs for any (b, t).
+
+    ``skips_*[i]`` is the input of inner level i+1 (outermost first); ``bottom_*`` is the
+    innermost down output before mixing. ``res`` parts are None for a base-only encoding.
+    """
+
+    skips_base: list[torch.Tensor]
+    skips_res: list[torch.Tensor] | None
+    bottom_base: torch.Tensor
+    bottom_res: torch.Tensor | None
+
+    def index(self, idx: torch.Tensor | slice) -> Encoding:
+        """The encoding of a subset of the batch (e.g. to repeat one face for many alphas)."""
+        res = self.skips_res
+        return Encoding(
+            [s[idx] for s in self.skips_base],
+            None if res is None else [s[idx] for s in res],
+            self.bottom_base[idx],
+            None if self.bottom_res is None else self.bottom_res[idx],
+        )
+
+
+class Generator(nn.Module):
+    """Two-stream U-Net. ``G(x, b, t)`` returns ``(image, feature)`` like the original."""
+
+    def __init__(
+        self,
+        netG: str = "unet_256",
+        ngf: int = 64,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        norm: str = "instance",
+        dropout: bool = True,
+        noise_std: float = 0.01,
+    ) -> None:
+        super().__init__()
+        num_downs = UNET_DEPTHS[canonical_netg(netG)]
+        level = UnetLevel(ngf * 8, ngf * 8, norm=norm)
+        for _ in range(num_downs - 5):
+            level = UnetLevel(ngf * 8, ngf * 8, sub=level, norm=norm, dropout=dropout)
+        for mult in (4, 2, 1):
+            level = UnetLevel(ngf * mult, ngf * mult * 2, sub=level, norm=norm)
+        self.model = UnetLevel(output_nc, ngf, input_nc=input_nc, sub=level, outermost=True)
+        self.noise_std = noise_std
+        levels = [self.model]
+        while levels[-1].sub is not None:
+            levels.append(levels[-1].sub)
+        self._levels = levels  # plain list: outermost first, innermost last
+
+    def encode(self, x: torch.Tensor, residual: bool = True) -> Encoding:
+        """Run the down paths once. ``residual=False`` skips the residual stream (t = 0 decodes)."""
+        xb, xr = x, x if residual else None
+        skips_b, skips_r = [], []
+        for i, level in enumerate(self._levels):
+            if i > 0:
+                skips_b.append(xb)
+                if xr is not None:
+                    skips_r.append(xr)
+            xb = level.down_base(xb)
+            if xr is not None:
+                xr = level.down_res(xr)
+        return Encoding(skips_b, skips_r if residual else None, xb, xr)
+
+    def _mix(
+        self, base: torch.Tensor, res: torch.Tensor | None, b: torch.Tensor, t: torch.Tensor | None
+    ) -> torch.Tensor:
+        if t is None:
+            out = base * b
+        elif res is None:
+            raise ValueError("decode(t=...) needs an encoding made with residual=True")
+        else:
+            out = base * b + res * t
+        if self.training and self.noise_std > 0:
+            out = out + torch.randn_like(out) * self.noise_std
+        return out
+
+    def feature(
+        self, enc: Encoding, b: float | torch.Tensor, t: float | torch.Tensor
+    ) -> torch.Tensor:
+        """The latent feature f of the original: ReLU of the bottleneck mix, plus training noise.
+
+        The original returns the bottleneck tensor after its up path's in-place ReLU ran on it,
+        so the feature it projects for alpha is ReLU(mix); we reproduce that explicitly.
+        """
+        b_, t_ = self._coef(b, enc.bottom_base), self._coef(t, enc.bottom_base)
+        return torch.relu(self._mix(enc.bottom_base, enc.bottom_res, b_, t_))
+
+    @staticmethod
+    def _coef(v: float | torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+        if v is None:
+            return None
+        v = torch.as_tensor(v, dtype=like.dtype, device=like.device)
+        return v.reshape(-1, 1, 1, 1) if v.ndim == 1 else v
+
+    def decode(
+        self,
+        enc: Encoding,
+        b: float | torch.Tensor = 1.0,
+        t: float | torch.Tensor | None = None,
+        return_feature: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Decode ``b * base + t * res`` at every level; ``b``/``t`` may be (N,) per sample.
+
+        ``t=None`` decodes the base stream alone (the original's ``G(x; 1, 0)`` up to 0 * res).
+        """
+        like = enc.bottom_base
+        b_, t_ = self._coef(b, like), self._coef(t, like)
+        f = self._mix(enc.bottom_base, enc.bottom_res, b_, t_)  # (N, 8ngf, 1, 1) at full depth
+        h = self._levels[-1].up_all(f)
+        for i in range(len(self._levels) - 1, 0, -1):
+            res = None if enc.skips_res is None else enc.skips_res[i - 1]
+            s = self._mix(enc.skips_base[i - 1], res, b_, t_)
+            h = self._levels[i - 1].up_all(torch.cat([s, h], 1))
+        return (h, torch.relu(f)) if return_feature else h
+
+    def forward(
+        self, x: torch.Tensor, base_stage: float = 1.0, temporal_stage: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The original's call ``G(x, base, temporal)`` -> (image, latent feature)."""
+        enc = self.encode(x, residual=True)
+        out, feat = self.decode(enc, base_stage, temporal_stage, return_feature=True)
+        return out, feat
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN on a (condition, image) pair; the original's NLayerDiscriminator layout."""
+
+    def __init__(
+        self,
+        input_nc: int = 6,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm: str = "instance",
+        sigmoid: bool = True,
+    ) -> None:
+        super().__init__()
+        bias = norm == "instance"
+        seq: list[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            seq += [
+                nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=bias),
+                _norm(norm, ndf * mult),
+                nn.LeakyReLU(0.2),
+            ]
+        seq.append(nn.Conv2d(ndf * mult, 1, 4, 1, 1))
+        if sigmoid:
+            seq.append(nn.Sigmoid())
+        self.model = nn.Sequential(*seq)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class AlphaDiscriminator(nn.Module):
+    """MLP that tells inferred intensity vectors (K values) from samples of U[0, 1)."""
+
+    def __init__(self, num_alphas: int = 5, sigmoid: bool = True) -> None:
+        super().__init__()
+        k = num_alphas
+        seq: list[nn.Module] = [
+            nn.Linear(k, k),
+            nn.LeakyReLU(0.2),
+            nn.Linear(k, k),
+            nn.LeakyReLU(0.2),
+            nn.Linear(k, 1),
+        ]
+        if sigmoid:
+            seq.append(nn.Sigmoid())
+        self.net = nn.Sequential(*seq)
+
+    def forward(self, alphas: torch.Tensor) -> torch.Tensor:
+        return self.net(alphas)
+
+
+def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) -> nn.Module:
+    """The original's init: conv/linear weights N(0, gain) (or xavier/...), biases 0."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if init_type == "normal":
+                nn.init.normal_(m.weight, 0.0, gain)
+            elif init_type == "xavier":
+                nn.init.xavier_normal_(m.weight, gain=gain)
+            elif init_type == "kaiming":
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            elif init_type == "orthogonal":
+                nn.init.orthogonal_(m.weight, gain=gain)
+            else:
+                raise ValueError(f"unknown --init_type {init_type!r}")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return net

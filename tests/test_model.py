@@ -1,0 +1,224 @@
+"""The objective and update order of METHOD.md, on tiny networks."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from affinegan.config import TrainConfig
+from affinegan.model import (
+    Optimizers,
+    build_nets,
+    build_optimizers,
+    gan_loss,
+    generator_forward,
+    infer_alpha,
+    train_step,
+)
+
+K = 3
+
+
+def tiny_cfg(**kw) -> TrainConfig:
+    base = dict(
+        dataroot="x",
+        netG="unet_64",
+        ngf=4,
+        ndf=4,
+        fineSize=64,
+        loadSize=64,
+        train_imagenum=K,
+        noise_std=0.0,
+        no_dropout=True,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def tiny_batch(n: int = 1, patch: bool = True, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    batch = {
+        "A": torch.rand(n, 3, 64, 64, generator=g) * 2 - 1,
+        "B": torch.rand(n, K, 3, 64, 64, generator=g) * 2 - 1,
+    }
+    if patch:
+        batch["mask_A"] = (torch.rand(n, 3, 64, 64, generator=g) > 0.7).float()
+        batch["mask_B"] = (torch.rand(n, K, 3, 64, 64, generator=g) > 0.7).float()
+    return batch
+
+
+def sgd(nets) -> Optimizers:
+    """lr-1 SGD: a parameter's change is minus its gradient, so updates compare gradients."""
+
+    def opt(net):
+        return torch.optim.SGD(net.parameters(), lr=1.0) if net is not None else None
+
+    return Optimizers(opt(nets.G), opt(nets.D), opt(nets.D_alpha), opt(nets.D_patch))
+
+
+def test_infer_alpha_matches_formula_per_sample():
+    f0, fr = torch.randn(2, 8, 1, 1), torch.randn(2, 8, 1, 1)
+    fk = torch.randn(2, 3, 8, 1, 1)
+    alpha = infer_alpha(f0, fr, fk)
+    for n in range(2):
+        for k in range(3):
+            expect = torch.abs(torch.sum((fk[n, k] - f0[n]) * fr[n])) / (fr[n].norm() + 1e-6)
+            torch.testing.assert_close(alpha[n, k], expect)
+
+
+def test_alpha_of_a_mixed_code_recovers_the_mix():
+    f0 = torch.rand(1, 16, 1, 1)
+    fr = torch.rand(1, 16, 1, 1)
+    fr = fr / fr.norm()
+    fk = (f0 + 0.4 * fr)[:, None]
+    torch.testing.assert_close(infer_alpha(f0, fr, fk), torch.tensor([[0.4]]), atol=1e-5, rtol=0)
+
+
+def reference_step(nets, opts, batch, cfg):
+    """The original's update, literally: 2 + 2K full generator calls, targets one by one."""
+    G, A, lsgan = nets.G, batch["A"], cfg.lsgan
+    _, f0 = G(A, 1.0, 0.0)
+    _, fr = G(A, 0.0, 1.0)
+    fakes, recs, alphas = [], [], []
+    for k in range(K):
+        rec, fk = G(batch["B"][:, k], 1.0, 0.0)
+        alpha = torch.abs(torch.sum((fk - f0) * fr)) / (fr.norm() + 1e-6)
+        alphas.append(alpha.view(1))
+        fakes.append(G(A, 1.0, alpha.item())[0])
+        recs.append(rec)
+    alpha = torch.stack(alphas, dim=1)
+    u = torch.rand(1, K, dtype=A.dtype)
+    out = {}
+    loss = (
+        (
+            gan_loss(nets.D_alpha(alpha.detach()), False, lsgan)
+            + gan_loss(nets.D_alpha(u), True, lsgan)
+        )
+        * 0.5
+        * cfg.lambda_A
+    )
+    opts.D_alpha.zero_grad()
+    loss.backward()
+    opts.D_alpha.step()
+    out["D_alpha"] = loss
+    mA = A * batch["mask_A"]
+    for D, opt, masked, key in (
+        (nets.D, opts.D, False, "D"),
+        (nets.D_patch, opts.D_patch, True, "D_patch"),
+    ):
+        total = 0
+        for k in range(K):
+            m = batch["mask_B"][:, k] if masked else 1
+            cond = mA if masked else A
+            pf = D(torch.cat([cond, (fakes[k] * m).detach()], 1))
+            pr = D(torch.cat([cond, batch["B"][:, k] * m], 1))
+            total = total + (gan_loss(pf, False, lsgan) + gan_loss(pr, True, lsgan)) * 0.5
+        opt.zero_grad()
+        (total / K).backward()
+        opt.step()
+        out[key] = total / K
+    loss_g = 0
+    for k in range(K):
+        B, mB = batch["B"][:, k], batch["mask_B"][:, k]
+        loss_g = loss_g + gan_loss(nets.D(torch.cat([A, fakes[k]], 1)), True, lsgan)
+        loss_g = loss_g + gan_loss(nets.D_patch(torch.cat([mA, fakes[k] * mB], 1)), True, lsgan)
+        loss_g = loss_g + F.l1_loss(fakes[k], B) * cfg.lambda_L1 + F.l1_loss(recs[k], B) * 10.0
+    loss_g = (loss_g + gan_loss(nets.D_alpha(alpha), True, lsgan) * cfg.lambda_A) / K
+    opts.G.zero_grad()
+    loss_g.backward()
+    opts.G.step()
+    out["G"] = loss_g
+    return out
+
+
+@pytest.mark.parametrize("lsgan", [False, True])
+def test_fast_step_equals_reference_path(lsgan):
+    cfg = tiny_cfg(lsgan=lsgan)
+    torch.manual_seed(0)
+    nets = build_nets(cfg)
+    for _, net in nets.items():  # float64, so the comparison tests the math, not rounding order
+        net.double()
+    ref_nets = copy.deepcopy(nets)
+    start = {name: copy.deepcopy(dict(net.named_parameters())) for name, net in nets.items()}
+    batch = {k: v.double() for k, v in tiny_batch().items()}
+    torch.manual_seed(1)
+    fast = train_step(nets, sgd(nets), batch, cfg)
+    torch.manual_seed(1)
+    ref = reference_step(ref_nets, sgd(ref_nets), batch, cfg)
+    for key in ("D_alpha", "D", "D_patch", "G"):
+        torch.testing.assert_close(fast[key], ref[key].detach(), rtol=1e-5, atol=1e-6)
+    for (name, net), (_, ref_net) in zip(nets.items(), ref_nets.items(), strict=True):
+        for (pname, p), q in zip(net.named_parameters(), ref_net.parameters(), strict=True):
+            # lr-1 SGD: a parameter's change is its gradient; compare relative to its scale
+            # (floored: a bias before InstanceNorm has a true gradient of exactly 0)
+            g_fast, g_ref = p - start[name][pname], q - start[name][pname]
+            err = (g_fast - g_ref).abs().max() / g_ref.abs().max().clamp_min(1e-6)
+            assert err <= 1e-5, f"{name}.{pname}: relative gradient error {err:.2e}"
+
+
+def test_discriminator_updates_leave_generator_unchanged():
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    nets = build_nets(cfg)
+    opts = build_optimizers(nets, cfg)
+    before = copy.deepcopy(nets.G.state_dict())
+    d_before = copy.deepcopy(nets.D.state_dict())
+    opts.G.step = lambda *a, **k: None  # run everything except G's own update
+    train_step(nets, opts, tiny_batch(), cfg)
+    for k, v in nets.G.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert any(not torch.equal(v, d_before[k]) for k, v in nets.D.state_dict().items())
+    assert all(p.requires_grad for _, n in nets.items() for p in n.parameters())
+
+
+def test_generator_step_uses_the_updated_discriminators():
+    """Order D_alpha -> D -> D_patch -> G: G's adversarial terms see the new D weights."""
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    nets = build_nets(cfg)
+    opts = build_optimizers(nets, cfg)
+    seen = []
+    hook = nets.D.register_forward_hook(lambda m, i, o: seen.append(m.model[0].weight.clone()))
+    d_before = nets.D.model[0].weight.clone()
+    train_step(nets, opts, tiny_batch(), cfg)
+    hook.remove()
+    assert len(seen) == 2  # one batched call for the D update, one for G's loss
+    assert torch.equal(seen[0], d_before) and not torch.equal(seen[1], d_before)
+
+
+def test_losses_finite_and_named_without_patch():
+    cfg = tiny_cfg(no_patch=True, noise_std=0.01, no_dropout=False)
+    torch.manual_seed(0)
+    nets = build_nets(cfg)
+    assert nets.D_patch is None
+    losses = train_step(nets, build_optimizers(nets, cfg), tiny_batch(2, patch=False), cfg)
+    assert {"G", "D", "D_alpha", "G_L1", "img_recons", "G_GAN_D_alpha"} <= set(losses)
+    assert "D_patch" not in losses
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_batch_of_clips_infers_alpha_per_clip():
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    nets = build_nets(cfg)
+    nets.G.eval()
+    batch = tiny_batch(2)
+    together = generator_forward(nets.G, batch["A"], batch["B"]).alpha
+    for n in range(2):
+        alone = generator_forward(nets.G, batch["A"][n : n + 1], batch["B"][n : n + 1]).alpha
+        torch.testing.assert_close(together[n : n + 1], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_a_few_steps_overfit_one_batch():
+    cfg = tiny_cfg(lambda_A=1.0, lr=1e-3)
+    torch.manual_seed(0)
+    nets = build_nets(cfg)
+    opts = build_optimizers(nets, cfg)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    face = torch.stack([xx * 0.5, yy * 0.5, (xx * yy) * 0.5])[None]  # smooth, learnable
+    batch = {"A": face, "B": torch.stack([face[0] + 0.1 * k for k in range(K)])[None]}
+    batch["mask_A"], batch["mask_B"] = torch.ones_like(face), torch.ones_like(batch["B"])
+    first = train_step(nets, opts, batch, cfg)["G_L1"].item()
+    for _ in range(40):
+        last = train_step(nets, opts, batch, cfg)["G_L1"].item()
+    assert last < 0.5 * first

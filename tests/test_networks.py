@@ -1,0 +1,111 @@
+"""The generator reproduces the original's checkpoints, keys and encode/decode semantics."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from affinegan.checkpoint import infer_generator_options, load_weights
+from affinegan.networks import AlphaDiscriminator, Generator, PatchDiscriminator, canonical_netg
+
+FIXTURE = "fixtures/upstream-unet256-ngf8"
+
+
+@pytest.fixture(scope="module")
+def upstream(shared_dir):
+    folder = shared_dir / FIXTURE
+    meta = json.loads((folder / "fixture.json").read_text())
+    G = Generator(meta["netG"], meta["ngf"], dropout=meta["dropout"])
+    G.load_state_dict(load_weights(folder / "latest_net_G.pth"))
+    x = torch.from_numpy(np.load(folder / "input.npy"))[None]
+    return folder, meta, G.eval(), x
+
+
+def test_original_checkpoint_reproduces_outputs(upstream):
+    folder, meta, G, x = upstream
+    with torch.no_grad():
+        for a in meta["alphas"]:
+            out, _ = G(x, 1.0, a)
+            ref = np.load(folder / f"output_alpha{a:.2f}.npy")
+            assert np.abs(out[0].numpy() - ref).max() <= 1e-4, a
+
+
+def test_original_features_and_batched_decode(upstream):
+    folder, meta, G, x = upstream
+    with torch.no_grad():
+        enc = G.encode(x)
+        for (b, t), name in (((1.0, 0.0), "feature_base"), ((0.0, 1.0), "feature_res")):
+            ref = np.load(folder / f"{name}.npy")
+            assert np.abs(G.feature(enc, b, t)[0].numpy() - ref).max() <= 1e-4
+            _, feat = G(x, b, t)
+            assert np.abs(feat[0].numpy() - ref).max() <= 1e-4
+        frames = G.decode(enc, 1.0, torch.tensor(meta["alphas"]))  # one encoding, all alphas
+    for i, a in enumerate(meta["alphas"]):
+        ref = np.load(folder / f"output_alpha{a:.2f}.npy")
+        assert np.abs(frames[i].numpy() - ref).max() <= 1e-4
+
+
+def test_state_dict_keys_match_original_layout(shared_dir):
+    lines = (shared_dir / FIXTURE / "keys.txt").read_text().split("\n")
+    expected = {ln.split(" ")[0]: ln.split(" ", 1)[1] for ln in lines if ln.strip()}
+    sd = Generator("unet_256", 8).state_dict()
+    assert {k: str(tuple(v.shape)) for k, v in sd.items()} == expected
+
+
+@pytest.mark.parametrize("netg,size", [("unet_64", 64), ("unet_128", 128), ("unet_256", 256)])
+def test_generator_shapes_and_inferred_options(netg, size):
+    G = Generator(netg, ngf=4).eval()
+    x = torch.randn(2, 3, size, size)
+    out, feat = G(x, 1.0, 0.5)
+    assert out.shape == x.shape and feat.shape == (2, 32, 1, 1)
+    assert out.abs().max() <= 1
+    opts = infer_generator_options(G.state_dict())
+    assert opts == {"netG": netg, "ngf": 4, "input_nc": 3, "output_nc": 3, "norm": "instance"}
+
+
+def test_encode_once_equals_plain_calls_per_sample_alpha():
+    torch.manual_seed(0)
+    G = Generator("unet_64", ngf=4).eval()
+    x = torch.randn(1, 3, 64, 64)
+    alphas = torch.tensor([0.0, 0.3, 1.0, 1.7])
+    batched = G.decode(G.encode(x), 1.0, alphas)
+    for i, a in enumerate(alphas.tolist()):
+        torch.testing.assert_close(batched[i : i + 1], G(x, 1.0, a)[0], atol=1e-6, rtol=1e-5)
+    # a base-only encoding decodes exactly like t = 0
+    torch.testing.assert_close(G.decode(G.encode(x, residual=False)), G(x, 1.0, 0.0)[0])
+
+
+def test_streams_do_not_depend_on_mixing_weights():
+    G = Generator("unet_64", ngf=4).eval()
+    x = torch.randn(1, 3, 64, 64)
+    _, f_base = G(x, 1.0, 0.0)
+    _, f_res = G(x, 0.0, 1.0)
+    _, f_mix = G(x, 1.0, 0.5)
+    enc = G.encode(x)
+    torch.testing.assert_close(f_mix, torch.relu(enc.bottom_base + 0.5 * enc.bottom_res))
+    assert not torch.allclose(f_base, f_res)
+
+
+def test_training_noise_only_in_training_mode():
+    G = Generator("unet_64", ngf=4, dropout=False)
+    x = torch.randn(1, 3, 64, 64)
+    G.eval()
+    assert torch.equal(G(x, 1.0, 0.2)[0], G(x, 1.0, 0.2)[0])
+    G.train()
+    assert not torch.equal(G(x, 1.0, 0.2)[0], G(x, 1.0, 0.2)[0])
+
+
+def test_discriminators_shapes():
+    D = PatchDiscriminator(6, ndf=8)
+    assert D(torch.randn(3, 6, 64, 64)).shape == (3, 1, 6, 6)
+    assert [k for k in D.state_dict()][:2] == ["model.0.weight", "model.0.bias"]
+    Da = AlphaDiscriminator(5)
+    out = Da(torch.rand(4, 5))
+    assert out.shape == (4, 1) and ((out > 0) & (out < 1)).all()
+
+
+def test_netg_spellings():
+    assert canonical_netg("unet256") == "unet_256"
+    with pytest.raises(ValueError, match="unknown --netG"):
+        canonical_netg("resnet_9blocks")
