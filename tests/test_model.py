@@ -4,18 +4,17 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from affinegan.config import TrainConfig
 from affinegan.model import (
     Optimizers,
     build_nets,
     build_optimizers,
-    gan_loss,
     generator_forward,
     infer_alpha,
     train_step,
 )
+from affinegan.reference import reference_train_step
 
 K = 3
 
@@ -74,63 +73,6 @@ def test_alpha_of_a_mixed_code_recovers_the_mix():
     torch.testing.assert_close(infer_alpha(f0, fr, fk), torch.tensor([[0.4]]), atol=1e-5, rtol=0)
 
 
-def reference_step(nets, opts, batch, cfg):
-    """The original's update, literally: 2 + 2K full generator calls, targets one by one."""
-    G, A, lsgan = nets.G, batch["A"], cfg.lsgan
-    _, f0 = G(A, 1.0, 0.0)
-    _, fr = G(A, 0.0, 1.0)
-    fakes, recs, alphas = [], [], []
-    for k in range(K):
-        rec, fk = G(batch["B"][:, k], 1.0, 0.0)
-        alpha = torch.abs(torch.sum((fk - f0) * fr)) / (fr.norm() + 1e-6)
-        alphas.append(alpha.view(1))
-        fakes.append(G(A, 1.0, alpha.item())[0])
-        recs.append(rec)
-    alpha = torch.stack(alphas, dim=1)
-    u = torch.rand(1, K, dtype=A.dtype)
-    out = {}
-    loss = (
-        (
-            gan_loss(nets.D_alpha(alpha.detach()), False, lsgan)
-            + gan_loss(nets.D_alpha(u), True, lsgan)
-        )
-        * 0.5
-        * cfg.lambda_A
-    )
-    opts.D_alpha.zero_grad()
-    loss.backward()
-    opts.D_alpha.step()
-    out["D_alpha"] = loss
-    mA = A * batch["mask_A"]
-    for D, opt, masked, key in (
-        (nets.D, opts.D, False, "D"),
-        (nets.D_patch, opts.D_patch, True, "D_patch"),
-    ):
-        total = 0
-        for k in range(K):
-            m = batch["mask_B"][:, k] if masked else 1
-            cond = mA if masked else A
-            pf = D(torch.cat([cond, (fakes[k] * m).detach()], 1))
-            pr = D(torch.cat([cond, batch["B"][:, k] * m], 1))
-            total = total + (gan_loss(pf, False, lsgan) + gan_loss(pr, True, lsgan)) * 0.5
-        opt.zero_grad()
-        (total / K).backward()
-        opt.step()
-        out[key] = total / K
-    loss_g = 0
-    for k in range(K):
-        B, mB = batch["B"][:, k], batch["mask_B"][:, k]
-        loss_g = loss_g + gan_loss(nets.D(torch.cat([A, fakes[k]], 1)), True, lsgan)
-        loss_g = loss_g + gan_loss(nets.D_patch(torch.cat([mA, fakes[k] * mB], 1)), True, lsgan)
-        loss_g = loss_g + F.l1_loss(fakes[k], B) * cfg.lambda_L1 + F.l1_loss(recs[k], B) * 10.0
-    loss_g = (loss_g + gan_loss(nets.D_alpha(alpha), True, lsgan) * cfg.lambda_A) / K
-    opts.G.zero_grad()
-    loss_g.backward()
-    opts.G.step()
-    out["G"] = loss_g
-    return out
-
-
 @pytest.mark.parametrize("lsgan", [False, True])
 def test_fast_step_equals_reference_path(lsgan):
     cfg = tiny_cfg(lsgan=lsgan)
@@ -144,7 +86,7 @@ def test_fast_step_equals_reference_path(lsgan):
     torch.manual_seed(1)
     fast = train_step(nets, sgd(nets), batch, cfg)
     torch.manual_seed(1)
-    ref = reference_step(ref_nets, sgd(ref_nets), batch, cfg)
+    ref = reference_train_step(ref_nets, sgd(ref_nets), batch, cfg)
     for key in ("D_alpha", "D", "D_patch", "G"):
         torch.testing.assert_close(fast[key], ref[key].detach(), rtol=1e-5, atol=1e-6)
     for (name, net), (_, ref_net) in zip(nets.items(), ref_nets.items(), strict=True):

@@ -15,11 +15,15 @@ SMALL = {"clips": 3, "test_clips": 2, "size": 32, "min_frames": 4, "max_frames":
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def _meta(root: Path, split: str) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted((root / split / "meta").glob("*.json"))}
+    return {
+        p.stem: json.loads(p.read_text()) for p in sorted((root / split / "meta").glob("*.json"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +137,9 @@ def test_blink_leaves_mouth_alone() -> None:
 
 @pytest.mark.parametrize("expression", EXPRESSIONS)
 def test_mask_covers_every_mouth_pixel(expression: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    cases = [(identity, a, (0.3 * identity, -0.4)) for identity in range(3) for a in (0.0, 0.6, 1.0)]
+    cases = [
+        (identity, a, (0.3 * identity, -0.4)) for identity in range(3) for a in (0.0, 0.6, 1.0)
+    ]
     with_mouth = [render_face(i, expression, a, 48, off) for i, a, off in cases]
     monkeypatch.setattr(synthetic, "_draw_mouth", lambda *args: None)
     for (frame, mask), (i, a, off) in zip(with_mouth, cases, strict=True):

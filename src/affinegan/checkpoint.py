@@ -137,7 +137,7 @@ def save_state(
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         },
-        "versions": {"torch": torch.__version__},
+        "versions": {"torch": str(torch.__version__)},
     }
     return atomic_save(state, Path(run_dir) / STATE_FILE)
 

@@ -1,0 +1,206 @@
+"""Speed and memory of the project's path against the original's call pattern, in one run.
+
+    python benchmarks/speed.py                       # small and paper configs, CPU
+    python benchmarks/speed.py --configs small --repeats 5 --device cuda
+
+For each config the same networks (same seed) and the same inputs go through
+(a) ``model.train_step`` / ``generate.animate`` and (b) ``reference.reference_train_step`` /
+``reference.reference_frames`` (12 full generator calls per iteration, one per frame).
+Each measurement runs in a fresh process so its peak memory is its own. Warm-up runs are
+excluded; times are medians. FLOPs come from torch's FlopCounterMode; the machine's matmul
+peak from a large float32 matmul.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import resource
+import statistics
+import time
+
+import torch
+
+CONFIGS = {
+    "small": dict(netG="unet_64", ngf=16, ndf=16, fineSize=64),
+    "paper": dict(netG="unet_256", ngf=64, ndf=64, fineSize=256),
+}
+K = 5
+FRAMES = 20
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _setup(name: str, device: str):
+    from affinegan.config import TrainConfig
+    from affinegan.model import build_nets, build_optimizers
+
+    cfg = TrainConfig(
+        dataroot="-", loadSize=CONFIGS[name]["fineSize"], train_imagenum=K, **CONFIGS[name]
+    )
+    torch.manual_seed(0)
+    nets = build_nets(cfg)
+    for _, net in nets.items():
+        net.to(device).train()
+    s = cfg.fineSize
+    g = torch.Generator().manual_seed(1)
+    batch = {
+        "A": torch.rand(1, 3, s, s, generator=g) * 2 - 1,
+        "B": torch.rand(1, K, 3, s, s, generator=g) * 2 - 1,
+        "mask_A": (torch.rand(1, 3, s, s, generator=g) > 0.8).float(),
+        "mask_B": (torch.rand(1, K, 3, s, s, generator=g) > 0.8).float(),
+    }
+    batch = {k: v.to(device) for k, v in batch.items()}
+    return cfg, nets, build_optimizers(nets, cfg), batch
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _measure(name: str, path: str, task: str, device: str, repeats: int, threads: int, q) -> None:
+    """Child process: time one (config, path, task), count its FLOPs, report its memory."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from affinegan.generate import animate
+    from affinegan.model import train_step
+    from affinegan.reference import reference_frames, reference_train_step
+
+    torch.set_num_threads(threads)
+    cfg, nets, opts, batch = _setup(name, device)
+    alphas = [i / (FRAMES - 1) for i in range(FRAMES)]
+    if task == "train":
+        step = train_step if path == "project" else reference_train_step
+        run = lambda: step(nets, opts, batch, cfg)  # noqa: E731
+    else:
+        nets.G.eval()
+        x = batch["A"]
+        run = (
+            (lambda: animate(nets.G, x[0], alphas))
+            if path == "project"
+            # noqa: E731
+            else (lambda: reference_frames(nets.G, x, alphas))
+        )
+    base = _rss_mb()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    run()  # warm-up
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    with FlopCounterMode(display=False) as counter:
+        run()
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.startswith("cuda")
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+    )
+    q.put(
+        {
+            "median_s": statistics.median(times),
+            "times": times,
+            "peak_mb": peak,
+            "gflop": counter.get_total_flops() / 1e9,
+        }
+    )
+
+
+def measure(name: str, path: str, task: str, device: str, repeats: int, threads: int) -> dict:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_measure, args=(name, path, task, device, repeats, threads, q))
+    p.start()
+    result = q.get()
+    p.join()
+    return result
+
+
+def matmul_peak_gflops(device: str, threads: int) -> float:
+    torch.set_num_threads(threads)
+    n = 4096 if device.startswith("cuda") else 2048
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    _sync(device)
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def machine(device: str, threads: int) -> str:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""
+    return f"{cpu}, {threads} threads, torch {torch.__version__}, device {device}{gpu}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--configs", default="small,paper")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--json", help="also write the results here")
+    a = ap.parse_args()
+    peak = matmul_peak_gflops(a.device, a.threads)
+    print(f"machine: {machine(a.device, a.threads)}; matmul peak {peak:.0f} GFLOP/s\n")
+    rows, results = [], {}
+    for name in a.configs.split(","):
+        for task in ("train", "video"):
+            r = {
+                p: measure(name, p, task, a.device, a.repeats, a.threads)
+                for p in ("reference", "project")
+            }
+            results[f"{name}/{task}"] = r
+            ref, ours = r["reference"], r["project"]
+            rate = ours["gflop"] / ours["median_s"]
+            mem = ours["peak_mb"] / max(ref["peak_mb"], 1e-9)
+            what = "iteration" if task == "train" else f"{FRAMES}-frame video"
+            rows.append(
+                f"| {name} | {what} | {ref['median_s']:.3f} | {ours['median_s']:.3f} "
+                f"| **{ref['median_s'] / ours['median_s']:.2f}x** "
+                f"| {ref['gflop']:.1f} / {ours['gflop']:.1f} | {rate:.0f} ({rate / peak:.0%}) "
+                f"| {ref['peak_mb']:.0f} / {ours['peak_mb']:.0f} ({mem:.2f}x) |"
+            )
+            print(rows[-1], flush=True)
+    print(
+        "\n| config | task | reference s | project s | speed-up | GFLOP ref / project "
+        "| project GFLOP/s (of peak) | peak MB ref / project |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(
+                {
+                    "machine": machine(a.device, a.threads),
+                    "matmul_gflops": peak,
+                    "results": results,
+                },
+                f,
+                indent=2,
+            )
+
+
+if __name__ == "__main__":
+    main()
