@@ -20,6 +20,7 @@ from .networks import Generator
 log = logging.getLogger(__name__)
 
 SWEEP_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+SAMPLE_LABELS = ("input_A", "real_B", "fake_B", "rec_B", "alpha")
 
 
 class RunLogger:
@@ -29,7 +30,7 @@ class RunLogger:
     def __init__(self, run_dir: Path, html: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.html = html
-        self.rows: list[tuple[str, list[tuple[str, str]]]] = []
+        self.rows = self._existing_rows()
         self.tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -38,16 +39,31 @@ class RunLogger:
         except ImportError:
             log.debug("tensorboard not installed: no TensorBoard logs")
 
+    def _existing_rows(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Rows of samples already on disk, so a resumed run keeps its history on the page."""
+        groups: dict[tuple[int, int], list[tuple[str, str]]] = {}
+        for path in sorted((self.run_dir / "web" / "images").glob("epoch*_step*_*.png")):
+            epoch, step, label = path.stem.split("_", 2)
+            key = (int(epoch[5:]), int(step[4:]))
+            groups.setdefault(key, []).append((label, f"images/{path.name}"))
+        order = {label.split()[0]: i for i, label in enumerate(SAMPLE_LABELS)}
+        return [
+            (f"epoch {e}, step {s}", sorted(row, key=lambda item: order.get(item[0], 99)))
+            for (e, s), row in sorted(groups.items(), reverse=True)
+        ]
+
     def text(self, line: str) -> None:
         with open(self.run_dir / "loss_log.txt", "a") as f:
             f.write(line + "\n")
 
-    def losses(self, p: Progress, values: dict[str, float], t_comp: float, t_data: float) -> None:
+    def losses(self, p: Progress, values: dict[str, float], t_comp: float, t_data: float) -> str:
+        """Record one loss report; returns the original's console line."""
         body = " ".join(f"{k}: {v:.3f}" for k, v in values.items())
-        self.text(
+        line = (
             f"(epoch: {p.epoch}, iters: {p.epoch_iter}, time: {t_comp:.3f}, "
             f"data: {t_data:.3f}) {body}"
         )
+        self.text(line)
         record = {
             "epoch": p.epoch,
             "step": p.total_steps,
@@ -61,6 +77,7 @@ class RunLogger:
         if self.tb is not None:
             for k, v in values.items():
                 self.tb.add_scalar(f"loss/{k}", v, p.total_steps)
+        return line
 
     @torch.no_grad()
     def samples(self, p: Progress, G: Generator, batch: dict) -> None:

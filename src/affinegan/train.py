@@ -221,6 +221,7 @@ def train(cfg: TrainConfig) -> Path:
                 leave=False,
                 desc=f"epoch {progress.epoch}/{cfg.last_epoch}",
                 dynamic_ncols=True,
+                disable=None,  # a bar on a terminal; plain log lines in files and CI
             )
             t_data = time.perf_counter()
             try:
@@ -235,9 +236,11 @@ def train(cfg: TrainConfig) -> Path:
                     if step % cfg.print_freq == 0:
                         values = {k: float(v) for k, v in losses.items()}
                         bar.set_postfix({k: f"{values[k]:.3f}" for k in ("G", "D", "D_alpha")})
-                        logger.losses(
+                        line = logger.losses(
                             progress, values, time.perf_counter() - t_step, t_step - t_data
                         )
+                        if bar.disable:  # no terminal: print the original's loss line
+                            log.info(line)
                     if step % cfg.display_freq == 0:
                         logger.samples(progress, nets.G, batch)
                     if step % cfg.save_latest_freq == 0:
