@@ -6,9 +6,10 @@
 For each config the same networks (same seed) and the same inputs go through
 (a) ``model.train_step`` / ``generate.animate`` and (b) ``reference.reference_train_step`` /
 ``reference.reference_frames`` (12 full generator calls per iteration, one per frame).
-Each measurement runs in a fresh process so its peak memory is its own. Warm-up runs are
-excluded; times are medians. FLOPs come from torch's FlopCounterMode; the machine's matmul
-peak from a large float32 matmul.
+Each measurement runs in a fresh process. Warm-up runs are excluded; times are medians. Peak
+memory is what one run adds on top of the warmed-up process (parameters, gradients and
+optimiser state excluded): the activations and temporaries of the path itself. FLOPs come
+from torch's FlopCounterMode; the machine's matmul peak from a large float32 matmul.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import platform
-import resource
 import statistics
 import time
 
@@ -29,14 +30,22 @@ CONFIGS = {
 }
 K = 5
 FRAMES = 20
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _reset_peak() -> float:
+    """Reset the process's peak RSS (Linux clear_refs) and return the current RSS in MB."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status_mb("VmRSS")
 
 
 def _setup(name: str, device: str):
@@ -68,7 +77,8 @@ def _sync(device: str) -> None:
 
 
 def _measure(name: str, path: str, task: str, device: str, repeats: int, threads: int, q) -> None:
-    """Child process: time one (config, path, task), count its FLOPs, report its memory."""
+    """Child process: time one (config, path, task) and count its FLOPs, or (repeats == 0)
+    measure the memory one run adds on top of the warmed-up process."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from affinegan.generate import animate
@@ -80,21 +90,31 @@ def _measure(name: str, path: str, task: str, device: str, repeats: int, threads
     alphas = [i / (FRAMES - 1) for i in range(FRAMES)]
     if task == "train":
         step = train_step if path == "project" else reference_train_step
-        run = lambda: step(nets, opts, batch, cfg)  # noqa: E731
+
+        def run():
+            return step(nets, opts, batch, cfg)
     else:
         nets.G.eval()
         x = batch["A"]
-        run = (
-            (lambda: animate(nets.G, x[0], alphas))
-            if path == "project"
-            # noqa: E731
-            else (lambda: reference_frames(nets.G, x, alphas))
-        )
-    base = _rss_mb()
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    run()  # warm-up
+
+        def run():
+            if path == "project":
+                return animate(nets.G, x[0], alphas)
+            return reference_frames(nets.G, x, alphas)
+
+    run()  # warm-up: also allocates gradients and optimiser state, which are not activations
     _sync(device)
+    if repeats == 0:
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            run()
+            q.put({"peak_mb": (torch.cuda.max_memory_allocated() - base) / 2**20})
+        else:
+            base = _reset_peak()
+            run()
+            q.put({"peak_mb": _status_mb("VmHWM") - base})
+        return
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -103,28 +123,39 @@ def _measure(name: str, path: str, task: str, device: str, repeats: int, threads
         times.append(time.perf_counter() - t)
     with FlopCounterMode(display=False) as counter:
         run()
-    peak = (
-        torch.cuda.max_memory_allocated() / 2**20
-        if device.startswith("cuda")
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
-    )
     q.put(
         {
             "median_s": statistics.median(times),
             "times": times,
-            "peak_mb": peak,
             "gflop": counter.get_total_flops() / 1e9,
         }
     )
 
 
-def measure(name: str, path: str, task: str, device: str, repeats: int, threads: int) -> dict:
+def _child(name: str, path: str, task: str, device: str, repeats: int, threads: int) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=_measure, args=(name, path, task, device, repeats, threads, q))
     p.start()
     result = q.get()
     p.join()
+    return result
+
+
+def measure(name: str, path: str, task: str, device: str, repeats: int, threads: int) -> dict:
+    """Timing and FLOPs in one fresh process; memory in another whose large allocations go
+    straight to and from the OS (glibc mmap), so its resident-set peak is the live peak."""
+    result = _child(name, path, task, device, repeats, threads)
+    saved = {k: os.environ.get(k) for k in MALLOC_ENV}
+    os.environ.update(MALLOC_ENV)
+    try:
+        result.update(_child(name, path, task, device, 0, threads))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return result
 
 

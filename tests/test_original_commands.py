@@ -159,6 +159,7 @@ def test_ignored_options_get_a_note(caplog):
         (["--interval", "0.25"], [0.0, 0.25, 0.5, 0.75]),
         (["--num_frames", "5"], [0.0, 0.25, 0.5, 0.75, 1.0]),
         (["--alphas", "0,0.3,1"], [0.0, 0.3, 1.0]),
+        (["--num_frames", "5", "--curve", "there-and-back"], [0.0, 0.5, 1.0, 0.5, 0.0]),
     ],
 )
 def test_alpha_schedules(argv, expected):

@@ -26,7 +26,7 @@ from .networks import UNET_DEPTHS
 
 STATE_FILE = "latest_train_state.pt"
 CONFIG_FILE = "train_opt.json"
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 
 
 @dataclass
@@ -119,24 +119,28 @@ def infer_generator_options(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
     }
 
 
+def rng_state() -> dict[str, Any]:
+    """This process's torch (and CUDA) RNG state: noise, dropout and alpha-prior samples."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return {"torch": torch.get_rng_state(), "cuda": cuda}
+
+
 def save_state(
     run_dir: Path,
     nets: list[tuple[str, torch.nn.Module]],
     optimizers: list[tuple[str, torch.optim.Optimizer]],
     progress: Progress,
     config: dict,
+    rng: list[dict[str, Any]],
 ) -> Path:
-    """Everything needed to continue exactly: written last, after the weight files."""
+    """Everything needed to continue exactly (``rng``: one state per rank); written last."""
     state = {
         "format": STATE_FORMAT,
         "config": config,
         "progress": asdict(progress),
         "nets": {n: clean_state_dict(m.state_dict()) for n, m in nets},
         "optimizers": {n: o.state_dict() for n, o in optimizers},
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        },
+        "rng": rng,
         "versions": {"torch": str(torch.__version__)},
     }
     return atomic_save(state, Path(run_dir) / STATE_FILE)
@@ -159,11 +163,16 @@ def load_state(run_dir: Path) -> dict[str, Any] | None:
     return state
 
 
-def restore_rng(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["rng"]["torch"])
-    cuda = state["rng"]["cuda"]
+def restore_rng(state: dict[str, Any], rank: int = 0) -> bool:
+    """Restore this rank's RNG state; False when the run was saved with fewer ranks."""
+    states = state["rng"]
+    if rank >= len(states):
+        return False
+    torch.set_rng_state(states[rank]["torch"])
+    cuda = states[rank]["cuda"]
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
+    return True
 
 
 def write_config(run_dir: Path, config: dict) -> Path:

@@ -154,12 +154,20 @@ def demo_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def serve_main(argv: list[str] | None = None) -> int:
+    """Web demo: photo -> expression video in the browser (pip install 'affinegan[web]')."""
+    from .serve import main
+
+    return main(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": train_main,
     "generate": generate_main,
     "gif": gif_main,
     "synth": synth_main,
     "demo": demo_main,
+    "serve": serve_main,
 }
 
 

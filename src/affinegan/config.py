@@ -115,6 +115,9 @@ class TrainConfig(ModelOptions):
     verbose: bool = _opt(False, "more log output")
     seed: int = _opt(0, "seed for initialisation, sampling and noise")
     max_steps: int = _opt(0, "stop (saving) after this many steps in total (0: no limit)")
+    amp: str = _opt("", "mixed precision: bf16 or fp16 (fp16 with loss scaling); off by default")
+    compile: bool = _opt(False, "torch.compile the networks (slow first steps, faster after)")
+    channels_last: bool = _opt(False, "NHWC memory layout for the convolutions")
 
     @property
     def use_patch(self) -> bool:
@@ -146,6 +149,9 @@ class GenerateConfig(ModelOptions):
     num_frames: int = _opt(0, "frames with alpha = linspace(0, peak, N), peak included")
     alphas: str = _opt("", "explicit comma-separated alphas, e.g. 0,0.3,1")
     peak: float = _opt(1.0, "largest alpha for --num_frames")
+    curve: str = _opt(
+        "linear", "intensity curve for --num_frames: linear | ease-in-out | there-and-back"
+    )
     num_test: int = _opt(100, "at most this many inputs")
     format: str = _opt("png", "outputs: any of png,gif,mp4 (comma-separated)")
     fps: float = _opt(10.0, "frames per second of GIF/MP4")

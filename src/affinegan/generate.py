@@ -13,11 +13,12 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .config import GenerateConfig, ModelOptions, parse_alphas
+from .curves import alpha_curve
 from .data.dataset import scan_clips
 from .data.images import load_input_image, tensor_to_uint8
 from .errors import AffineGANError
 from .html import write_image_table
-from .networks import UNET_DEPTHS, Generator, canonical_netg
+from .networks import UNET_DEPTHS, Encoding, Generator, canonical_netg
 from .train import resolve_device
 from .video import parse_formats, write_gif, write_mp4
 
@@ -61,13 +62,11 @@ def load_generator(
 
 
 def resolve_alphas(cfg: GenerateConfig) -> list[float]:
-    """--alphas, else --num_frames (linspace to the peak, included), else --interval."""
+    """--alphas, else --num_frames along --curve (peak included), else the original --interval."""
     if cfg.alphas:
         return parse_alphas(cfg.alphas)
     if cfg.num_frames:
-        if cfg.num_frames < 1:
-            raise AffineGANError("--num_frames must be at least 1")
-        return np.linspace(0.0, cfg.peak, cfg.num_frames).tolist()
+        return alpha_curve(cfg.curve, cfg.num_frames, cfg.peak)
     if not 0 < cfg.interval <= 1:
         raise AffineGANError(f"--interval {cfg.interval}: expected a value in (0, 1]")
     return [i * cfg.interval for i in range(round(1.0 / cfg.interval))]
@@ -83,12 +82,18 @@ def set_mode(G: Generator, dropout: bool) -> None:
 
 
 @torch.inference_mode()
-def animate(G: Generator, x: torch.Tensor, alphas: list[float], chunk: int = 32) -> np.ndarray:
-    """One face (3,H,W) in [-1,1] -> frames (N,H,W,3) uint8: one encoding, decoded in chunks."""
-    enc = G.encode(x[None])
-    t = torch.tensor(alphas, dtype=x.dtype, device=x.device)
+def decode_frames(G: Generator, enc: Encoding, alphas: list[float], chunk: int = 32) -> np.ndarray:
+    """One face's encoding -> frames (N,H,W,3) uint8, decoded ``chunk`` alphas at a time so a
+    long video never holds all its activations at once."""
+    t = torch.tensor(alphas, dtype=enc.bottom_base.dtype, device=enc.bottom_base.device)
     parts = [tensor_to_uint8(G.decode(enc, 1.0, t[i : i + chunk])) for i in range(0, len(t), chunk)]
     return np.concatenate(parts)
+
+
+@torch.inference_mode()
+def animate(G: Generator, x: torch.Tensor, alphas: list[float], chunk: int = 32) -> np.ndarray:
+    """One face (3,H,W) in [-1,1] -> frames (N,H,W,3) uint8: encoded once, decoded in chunks."""
+    return decode_frames(G, G.encode(x[None]), alphas, chunk)
 
 
 def _inputs(cfg: GenerateConfig) -> list[tuple[str, Path]]:

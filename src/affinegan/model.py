@@ -9,6 +9,8 @@ together in one batch; the math, including where gradients flow, is unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +24,7 @@ from .networks import (
     Generator,
     PatchDiscriminator,
     init_weights,
+    repeat_each,
 )
 
 
@@ -99,136 +102,204 @@ def infer_alpha(f0: torch.Tensor, fr: torch.Tensor, fk: torch.Tensor) -> torch.T
 
 
 def gan_loss(pred: torch.Tensor, real: bool, lsgan: bool) -> torch.Tensor:
-    """BCE on sigmoid outputs (original default) or least squares, against all-real/all-fake."""
-    target = torch.ones_like(pred) if real else torch.zeros_like(pred)
-    return F.mse_loss(pred, target) if lsgan else F.binary_cross_entropy(pred, target)
+    """BCE on sigmoid outputs (original default) or least squares, against all-real/all-fake.
+
+    Always in float32 outside autocast (BCE on half-precision probabilities is unsafe).
+    """
+    with torch.autocast(pred.device.type, enabled=False):
+        pred = pred.float() if pred.dtype in (torch.float16, torch.bfloat16) else pred
+        target = torch.ones_like(pred) if real else torch.zeros_like(pred)
+        return F.mse_loss(pred, target) if lsgan else F.binary_cross_entropy(pred, target)
 
 
 @dataclass
-class Forward:
-    """What one generator pass over a batch produces; fakes/recs are (N*K, C, H, W)."""
+class StepOptions:
+    """How a step runs, not what it computes: mixed precision and multi-process gradient sync."""
 
-    alpha: torch.Tensor  # (N, K), differentiable w.r.t. G's encoders
-    fake: torch.Tensor
-    rec: torch.Tensor
-    A_rep: torch.Tensor  # A repeated per target, (N*K, C, H, W)
-    B: torch.Tensor  # targets, (N*K, C, H, W)
+    amp: torch.dtype | None = None  # autocast dtype (bfloat16 / float16), None for float32
+    scaler: torch.amp.GradScaler | None = None  # loss scaling for float16
+    sync: Callable[[nn.Module], None] | None = None  # e.g. average gradients over ranks
+
+    def autocast(self, device: torch.device) -> AbstractContextManager:
+        if self.amp is None:
+            return nullcontext()
+        return torch.autocast(device.type, dtype=self.amp)
+
+    def scale(self, loss: torch.Tensor) -> torch.Tensor:
+        return self.scaler.scale(loss) if self.scaler is not None else loss
+
+    def step(self, net: nn.Module, opt: torch.optim.Optimizer) -> None:
+        if self.sync is not None:
+            self.sync(net)
+        if self.scaler is not None:
+            self.scaler.step(opt)
+        else:
+            opt.step()
 
 
-def _concat(a: Encoding, b: Encoding) -> Encoding:
-    """Stack a two-stream encoding with a base-only one (its residual is never used: t = 0)."""
-    cat = torch.cat
-    assert a.skips_res is not None and a.bottom_res is not None
-    return Encoding(
-        [cat([x, y]) for x, y in zip(a.skips_base, b.skips_base, strict=True)],
-        [cat([x, torch.zeros_like(y)]) for x, y in zip(a.skips_res, b.skips_base, strict=True)],
-        cat([a.bottom_base, b.bottom_base]),
-        cat([a.bottom_res, torch.zeros_like(b.bottom_base)]),
-    )
+@dataclass
+class Encoded:
+    """A batch after the encoders: both encodings and the inferred intensities."""
+
+    enc_a: Encoding  # neutral faces, both streams, (N, ...)
+    enc_b: Encoding  # targets, base stream only, (N*K, ...)
+    alpha: torch.Tensor  # (N, K), differentiable w.r.t. the encoders
 
 
-def generator_forward(G: Generator, A: torch.Tensor, B: torch.Tensor) -> Forward:
-    """Encode A once and the K targets once, infer alpha, decode fakes and recs in one batch.
+def encode_batch(G: Generator, A: torch.Tensor, B: torch.Tensor) -> Encoded:
+    """Encode A once (both streams) and the K targets once as a batch; infer alpha per clip.
 
     A: (N, C, H, W); B: (N, K, C, H, W).
     """
     n, k = B.shape[:2]
-    B = B.flatten(0, 1)
     enc_a = G.encode(A, residual=True)
-    enc_b = G.encode(B, residual=False)
+    enc_b = G.encode(B.flatten(0, 1), residual=False)
     f0 = G.feature(enc_a, 1.0, 0.0)
     fr = G.feature(enc_a, 0.0, 1.0)
-    fk = G.feature(enc_b, 1.0, None)
-    alpha = infer_alpha(f0, fr, fk.unflatten(0, (n, k)))  # (N, K)
-    rep = torch.arange(n, device=A.device).repeat_interleave(k)
-    both = _concat(enc_a.index(rep), enc_b)
-    t = torch.cat([alpha.detach().flatten(), alpha.new_zeros(n * k)])
-    out = G.decode(both, 1.0, t)
-    return Forward(alpha, out[: n * k], out[n * k :], A[rep], B)
+    fk = G.feature(enc_b, 1.0, None).unflatten(0, (n, k))
+    return Encoded(enc_a, enc_b, infer_alpha(f0, fr, fk))
+
+
+def decode_fakes(G: Generator, enc_a: Encoding, alpha: torch.Tensor) -> torch.Tensor:
+    """fake_k = G(A; 1, alpha_k) for every clip and target: (N*K, C, H, W); alpha is a constant."""
+    return G.decode(enc_a.repeat_each(alpha.shape[1]), 1.0, alpha.detach().flatten())
+
+
+def decode_recs(G: Generator, enc_b: Encoding) -> torch.Tensor:
+    """rec_k = G(B_k; 1, 0): the targets rebuilt from their base stream alone."""
+    return G.decode(enc_b, 1.0, None)
+
+
+@dataclass
+class Forward:
+    """Everything one generator pass produces (for samples and tests)."""
+
+    alpha: torch.Tensor  # (N, K)
+    fake: torch.Tensor  # (N*K, C, H, W)
+    rec: torch.Tensor  # (N*K, C, H, W)
+
+
+def generator_forward(G: Generator, A: torch.Tensor, B: torch.Tensor) -> Forward:
+    enc = encode_batch(G, A, B)
+    return Forward(enc.alpha, decode_fakes(G, enc.enc_a, enc.alpha), decode_recs(G, enc.enc_b))
 
 
 def set_requires_grad(net: nn.Module | None, flag: bool) -> None:
     if net is not None:
-        for p in net.parameters():
-            p.requires_grad_(flag)
+        net.requires_grad_(flag)
 
 
 def _d_step(
     D: nn.Module,
     opt: torch.optim.Optimizer,
-    cond: torch.Tensor,
-    fake: torch.Tensor,
-    real: torch.Tensor,
+    pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     lsgan: bool,
+    so: StepOptions,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One PatchGAN update on real and (detached) fake pairs, in a single batched call."""
-    pred = D(torch.cat([torch.cat([cond, fake.detach()], 1), torch.cat([cond, real], 1)]))
+    """One PatchGAN update on real and (detached) fake pairs (cond, fake, real), one batch."""
+    cond, fake, real = pairs
+    with so.autocast(cond.device):
+        pred = D(torch.cat([torch.cat([cond, fake.detach()], 1), torch.cat([cond, real], 1)]))
     pred_fake, pred_real = pred.chunk(2)
     loss_fake, loss_real = gan_loss(pred_fake, False, lsgan), gan_loss(pred_real, True, lsgan)
     opt.zero_grad(set_to_none=True)
-    ((loss_fake + loss_real) * 0.5).backward()
-    opt.step()
+    so.scale((loss_fake + loss_real) * 0.5).backward()
+    so.step(D, opt)
     return loss_fake.detach(), loss_real.detach()
 
 
 def train_step(
-    nets: Nets, opts: Optimizers, batch: dict, cfg: TrainConfig
+    nets: Nets, opts: Optimizers, batch: dict, cfg: TrainConfig, so: StepOptions | None = None
 ) -> dict[str, torch.Tensor]:
-    """One iteration in the original's order: D_alpha, D, D_patch, then G. Returns losses
-    as detached tensors (no host sync here; read them only when printing).
+    """One iteration in the original's order: D_alpha, D, D_patch, then G.
+
+    Memory: the decoders run on detached copies of the encodings, so each decoder's graph is
+    freed by its own backward (fakes, then reconstructions) and the encoders receive the summed
+    gradient once at the end. The gradients are the same sums the original formed.
+    Returns detached losses (no host sync here; read them only when printing).
     """
-    A, B = batch["A"], batch["B"]
-    k, lsgan = B.shape[1], cfg.lsgan
-    fw = generator_forward(nets.G, A, B)
+    so = so or StepOptions()
+    G, A, B, lsgan = nets.G, batch["A"], batch["B"], cfg.lsgan
+    n, k = B.shape[:2]
+    with so.autocast(A.device):
+        enc = encode_batch(G, A, B)
+        leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_())
+        leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_())
+        fake = decode_fakes(G, leaf_a, enc.alpha)
+    real, cond = B.flatten(0, 1), repeat_each(A, k)
     losses: dict[str, torch.Tensor] = {}
 
     # 1. D_alpha: inferred intensities (fake) vs U[0, 1) (real).
-    u = torch.rand(fw.alpha.shape, device=A.device, dtype=fw.alpha.dtype)
-    da_fake = gan_loss(nets.D_alpha(fw.alpha.detach()), False, lsgan)
-    da_real = gan_loss(nets.D_alpha(u), True, lsgan)
+    alpha = enc.alpha
+    u = torch.rand(alpha.shape, device=A.device, dtype=alpha.dtype)
+    with so.autocast(A.device):
+        pred_fake, pred_real = nets.D_alpha(alpha.detach()), nets.D_alpha(u)
     opts.D_alpha.zero_grad(set_to_none=True)
-    loss_da = (da_fake + da_real) * 0.5 * cfg.lambda_A
-    loss_da.backward()
-    opts.D_alpha.step()
+    loss_da = (gan_loss(pred_fake, False, lsgan) + gan_loss(pred_real, True, lsgan)) * 0.5
+    loss_da = loss_da * cfg.lambda_A
+    so.scale(loss_da).backward()
+    so.step(nets.D_alpha, opts.D_alpha)
     losses["D_alpha"] = loss_da.detach()
 
     # 2. D on (A, B) pairs; 3. D_patch on the same pairs masked to the mouth.
-    losses["D_fake"], losses["D_real"] = _d_step(nets.D, opts.D, fw.A_rep, fw.fake, fw.B, lsgan)
-    if nets.D_patch is not None:
-        mask_a = batch["mask_A"].repeat_interleave(k, 0)
-        mask_b = batch["mask_B"].flatten(0, 1)
-        cond_p, fake_p, real_p = fw.A_rep * mask_a, fw.fake * mask_b, fw.B * mask_b
-        assert opts.D_patch is not None
-        fake_l, real_l = _d_step(nets.D_patch, opts.D_patch, cond_p, fake_p, real_p, lsgan)
-        losses["D_fake_patch"], losses["D_real_patch"] = fake_l, real_l
-        losses["D_patch"] = (fake_l + real_l) * 0.5
+    losses["D_fake"], losses["D_real"] = _d_step(nets.D, opts.D, (cond, fake, real), lsgan, so)
     losses["D"] = (losses["D_fake"] + losses["D_real"]) * 0.5
+    if nets.D_patch is not None:
+        assert opts.D_patch is not None
+        mask_b = batch["mask_B"].flatten(0, 1)
+        patch = (cond * repeat_each(batch["mask_A"], k), fake * mask_b, real * mask_b)
+        fl, rl = _d_step(nets.D_patch, opts.D_patch, patch, lsgan, so)
+        losses["D_fake_patch"], losses["D_real_patch"], losses["D_patch"] = fl, rl, (fl + rl) * 0.5
 
-    # 4. G against the just-updated discriminators (frozen).
+    # 4. G against the just-updated, frozen discriminators; three backward passes whose
+    # gradients add up to that of the original's single loss.
     frozen = (nets.D, nets.D_alpha, nets.D_patch)
     for net in frozen:
         set_requires_grad(net, False)
-    g_gan = gan_loss(nets.D(torch.cat([fw.A_rep, fw.fake], 1)), True, lsgan)
-    g_l1 = F.l1_loss(fw.fake, fw.B) * cfg.lambda_L1
-    g_rec = F.l1_loss(fw.rec, fw.B) * cfg.lambda_rec
-    g_alpha = gan_loss(nets.D_alpha(fw.alpha), True, lsgan) * cfg.lambda_A
-    loss_g = g_gan + g_l1 + g_rec + g_alpha / k
-    if nets.D_patch is not None:
-        g_patch = gan_loss(nets.D_patch(torch.cat([cond_p, fake_p], 1)), True, lsgan)
-        loss_g = loss_g + g_patch
-        losses["G_GAN_patch"] = g_patch.detach()
     opts.G.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opts.G.step()
+    with so.autocast(A.device):
+        pred = nets.D(torch.cat([cond, fake], 1))
+        pred_patch = None
+        if nets.D_patch is not None:
+            pred_patch = nets.D_patch(torch.cat([patch[0], patch[1]], 1))
+    g_gan = gan_loss(pred, True, lsgan)
+    g_l1 = F.l1_loss(fake.to(real.dtype), real) * cfg.lambda_L1
+    loss_fake = g_gan + g_l1
+    if pred_patch is not None:
+        g_patch = gan_loss(pred_patch, True, lsgan)
+        loss_fake = loss_fake + g_patch
+        losses["G_GAN_patch"] = g_patch.detach()
+    so.scale(loss_fake).backward()
+    with so.autocast(A.device):
+        rec = decode_recs(G, leaf_b)
+    g_rec = F.l1_loss(rec.to(real.dtype), real) * cfg.lambda_rec
+    so.scale(g_rec).backward()
+    with so.autocast(A.device):
+        pred_alpha = nets.D_alpha(enc.alpha)
+    g_alpha = gan_loss(pred_alpha, True, lsgan) * cfg.lambda_A
+    pairs = [
+        (t, leaf.grad)
+        for t, leaf in zip(
+            enc.enc_a.tensors() + enc.enc_b.tensors(),
+            leaf_a.tensors() + leaf_b.tensors(),
+            strict=True,
+        )
+        if leaf.grad is not None
+    ]
+    roots = [so.scale(g_alpha / k)] + [t for t, _ in pairs]
+    torch.autograd.backward(roots, [None] + [g for _, g in pairs])
+    so.step(G, opts.G)
     for net in frozen:
         set_requires_grad(net, True)
+    if so.scaler is not None:
+        so.scaler.update()
 
     losses.update(
-        G=loss_g.detach(),
+        G=(loss_fake + g_rec + g_alpha / k).detach(),
         G_GAN_D1=g_gan.detach(),
         G_L1=g_l1.detach(),
         img_recons=g_rec.detach(),
         G_GAN_D_alpha=g_alpha.detach(),
-        alpha_mean=fw.alpha.detach().mean(),
+        alpha_mean=alpha.detach().mean(),
     )
     return losses

@@ -12,6 +12,7 @@ Module and parameter names reproduce the original code's state_dict keys
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -93,15 +94,29 @@ class Encoding:
     bottom_base: torch.Tensor
     bottom_res: torch.Tensor | None
 
-    def index(self, idx: torch.Tensor | slice) -> Encoding:
-        """The encoding of a subset of the batch (e.g. to repeat one face for many alphas)."""
+    def tensors(self) -> list[torch.Tensor]:
+        """Every tensor of the encoding, in a fixed order."""
+        res = (self.skips_res or []) + ([self.bottom_res] if self.bottom_res is not None else [])
+        return [*self.skips_base, self.bottom_base, *res]
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Encoding:
+        """The same encoding with ``fn`` applied to every tensor."""
         res = self.skips_res
         return Encoding(
-            [s[idx] for s in self.skips_base],
-            None if res is None else [s[idx] for s in res],
-            self.bottom_base[idx],
-            None if self.bottom_res is None else self.bottom_res[idx],
+            [fn(s) for s in self.skips_base],
+            None if res is None else [fn(s) for s in res],
+            fn(self.bottom_base),
+            None if self.bottom_res is None else fn(self.bottom_res),
         )
+
+    def repeat_each(self, k: int) -> Encoding:
+        """Each sample k times in a row: one face decoded at its k target intensities."""
+        return self.map(lambda t: repeat_each(t, k))
+
+
+def repeat_each(t: torch.Tensor, k: int) -> torch.Tensor:
+    """(N, ...) -> (N*k, ...) with every sample repeated k times consecutively."""
+    return t.unsqueeze(1).expand(t.shape[0], k, *t.shape[1:]).flatten(0, 1)
 
 
 class Generator(nn.Module):

@@ -16,11 +16,20 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
+from . import distributed as dist
 from .config import TrainConfig, format_options, from_dict
 from .data.dataset import ClipDataset, ResumableSampler, scan_clips
 from .errors import AffineGANError
 from .logger import RunLogger
-from .model import Nets, Optimizers, build_nets, build_optimizers, lr_factor, train_step
+from .model import (
+    Nets,
+    Optimizers,
+    StepOptions,
+    build_nets,
+    build_optimizers,
+    lr_factor,
+    train_step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +78,9 @@ def _move_optimizer(opt: torch.optim.Optimizer, device: torch.device) -> None:
                 st[k] = v.to(device)
 
 
-def _restore(cfg: TrainConfig, nets: Nets, opts: Optimizers, device: torch.device) -> ckpt.Progress:
+def _restore(
+    cfg: TrainConfig, nets: Nets, opts: Optimizers, device: torch.device, world: dist.World
+) -> ckpt.Progress:
     """Resume from the training state if there is one, else from (original) weight files."""
     state = ckpt.load_state(cfg.run_dir) if cfg.epoch == "latest" else None
     if state is not None:
@@ -78,7 +89,10 @@ def _restore(cfg: TrainConfig, nets: Nets, opts: Optimizers, device: torch.devic
         for name, opt in opts.items():
             opt.load_state_dict(state["optimizers"][name])
             _move_optimizer(opt, device)
-        ckpt.restore_rng(state)
+        if not ckpt.restore_rng(state, world.rank):
+            log.warning(
+                "note: the run was saved with fewer processes; rank %d reseeded", world.rank
+            )
         progress = ckpt.Progress(**state["progress"])
         log.info(
             "resumed %s at epoch %d, step %d", cfg.run_dir, progress.epoch, progress.total_steps
@@ -121,36 +135,81 @@ def _stop_on_sigint() -> Iterator[dict[str, bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {
-        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
-    }
+def _to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    out = {}
+    for k, v in batch.items():
+        if torch.is_tensor(v):
+            v = v.to(device, non_blocking=True)
+            if v.ndim == 4:
+                v = v.contiguous(memory_format=fmt)
+        out[k] = v
+    return out
+
+
+def _step_options(cfg: TrainConfig, device: torch.device, world: dist.World) -> StepOptions:
+    """Mixed precision (``--amp``) and gradient averaging over ranks (torchrun)."""
+    amp = {"": None, "bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp, "bad")
+    if amp == "bad":
+        raise AffineGANError(f"--amp {cfg.amp!r}: choose bf16 or fp16 (or leave it out)")
+    scaler = torch.amp.GradScaler(device.type) if amp is torch.float16 else None
+    sync = (lambda net: dist.average_gradients(world, net)) if world.active else None
+    return StepOptions(amp=amp, scaler=scaler, sync=sync)
+
+
+def _resolve_resume(cfg: TrainConfig) -> TrainConfig:
+    """With --continue_train, the run's saved options win except for how long and how to run."""
+    state = ckpt.load_state(cfg.run_dir) if cfg.continue_train else None
+    if state is None:
+        return cfg
+    saved = from_dict(TrainConfig, state["config"])
+    for key in RUNTIME_OPTIONS:
+        setattr(saved, key, getattr(cfg, key))
+    saved.continue_train = True
+    return saved
+
+
+# Options a resumed run takes from the new command line rather than from its checkpoint.
+RUNTIME_OPTIONS = (
+    "niter",
+    "niter_decay",
+    "max_steps",
+    "print_freq",
+    "display_freq",
+    "save_latest_freq",
+    "save_epoch_freq",
+    "num_threads",
+    "gpu_ids",
+    "dataroot",
+    "checkpoints_dir",
+    "verbose",
+    "no_html",
+    "compile",
+    "channels_last",
+    "amp",
+)
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Train (or resume) the run ``cfg.run_dir``; returns the run folder."""
+    """Train (or resume) the run ``cfg.run_dir``; returns the run folder.
+
+    Under ``torchrun`` every rank trains on its share of the clips and averages gradients;
+    rank 0 alone logs and writes checkpoints.
+    """
     _check_config(cfg)
-    if cfg.continue_train and (state := ckpt.load_state(cfg.run_dir)) is not None:
-        saved = from_dict(TrainConfig, state["config"])
-        for key in (
-            "niter",
-            "niter_decay",
-            "max_steps",
-            "print_freq",
-            "display_freq",
-            "save_latest_freq",
-            "save_epoch_freq",
-            "num_threads",
-            "gpu_ids",
-            "dataroot",
-            "checkpoints_dir",
-            "verbose",
-            "no_html",
-        ):
-            setattr(saved, key, getattr(cfg, key))
-        saved.continue_train = True
-        cfg = saved
+    cfg = _resolve_resume(cfg)
     device = resolve_device(cfg.gpu_ids)
+    world = dist.init(device.type)
+    if world.active and device.type == "cuda":
+        device = torch.device(f"cuda:{world.local_rank}")
+        torch.cuda.set_device(device)
+    try:
+        return _train(cfg, device, world)
+    finally:
+        dist.shutdown(world)
+
+
+def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
     clips = scan_clips(
         Path(cfg.dataroot),
         cfg.phase,
@@ -167,28 +226,51 @@ def train(cfg: TrainConfig) -> Path:
         use_patch=cfg.use_patch,
         seed=cfg.seed,
     )
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     nets = build_nets(cfg)
     for _, net in nets.items():
         net.to(device).train()
+        if cfg.channels_last:
+            net.to(memory_format=torch.channels_last)
     opts = build_optimizers(nets, cfg)
+    torch.manual_seed(cfg.seed * world.size + world.rank + 1)  # each rank its own noise stream
     progress = (
-        _restore(cfg, nets, opts, device)
+        _restore(cfg, nets, opts, device, world)
         if cfg.continue_train
         else ckpt.Progress(epoch=cfg.epoch_count)
     )
+    dist.broadcast_modules(world, [net for _, net in nets.items()])
+    if cfg.compile:
+        for _, net in nets.items():
+            net.forward = torch.compile(net.forward)
+        nets.G.encode = torch.compile(nets.G.encode)
+        nets.G.decode = torch.compile(nets.G.decode)
+    so = _step_options(cfg, device, world)
 
     run_dir = cfg.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.atomic_text(format_options(cfg, TrainConfig()), run_dir / "opt.txt")
-    ckpt.write_config(run_dir, asdict(cfg))
-    logger = RunLogger(run_dir, html=not cfg.no_html)
-    logger.text(f"================ Training ({time.strftime('%c')}) ================")
-    log.info(
-        "%d clips from %s; run folder %s; device %s", len(clips), cfg.dataroot, run_dir, device
-    )
+    logger = None
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.atomic_text(format_options(cfg, TrainConfig()), run_dir / "opt.txt")
+        ckpt.write_config(run_dir, asdict(cfg))
+        logger = RunLogger(run_dir, html=not cfg.no_html)
+        logger.text(f"================ Training ({time.strftime('%c')}) ================")
+        log.info(
+            "%d clips from %s; run folder %s; device %s; %d process(es)",
+            len(clips),
+            cfg.dataroot,
+            run_dir,
+            device,
+            world.size,
+        )
 
-    sampler = ResumableSampler(len(dataset), seed=cfg.seed, shuffle=not cfg.serial_batches)
+    sampler = ResumableSampler(
+        len(dataset),
+        seed=cfg.seed,
+        shuffle=not cfg.serial_batches,
+        rank=world.rank,
+        world_size=world.size,
+    )
     loader = DataLoader(
         dataset,
         batch_size=cfg.batch_size,
@@ -196,19 +278,25 @@ def train(cfg: TrainConfig) -> Path:
         num_workers=cfg.num_threads,
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.num_threads > 0,
-        drop_last=False,
         generator=torch.Generator(),  # keep the global RNG (noise, dropout) untouched
     )
 
     def save(label: str | None = None) -> None:
-        ckpt.save_weights(run_dir, "latest", nets.items())
-        if label is not None:
-            ckpt.save_weights(run_dir, label, nets.items())
-        ckpt.save_state(run_dir, nets.items(), opts.items(), progress, asdict(cfg))
+        rng = dist.gather_objects(world, ckpt.rng_state())
+        if world.main:
+            ckpt.save_weights(run_dir, "latest", nets.items())
+            if label is not None:
+                ckpt.save_weights(run_dir, label, nets.items())
+            ckpt.save_state(run_dir, nets.items(), opts.items(), progress, asdict(cfg), rng)
+        dist.barrier(world)
+
+    def finished() -> bool:
+        return bool(cfg.max_steps) and progress.total_steps >= cfg.max_steps
 
     steps_per_epoch = len(loader)
-    with _stop_on_sigint() as stop:
-        while progress.epoch <= cfg.last_epoch:
+    with _stop_on_sigint() as sigint:
+        stop = False
+        while progress.epoch <= cfg.last_epoch and not stop:
             factor = lr_factor(progress.epoch, cfg)
             for _, opt in opts.items():
                 for group in opt.param_groups:
@@ -221,19 +309,19 @@ def train(cfg: TrainConfig) -> Path:
                 leave=False,
                 desc=f"epoch {progress.epoch}/{cfg.last_epoch}",
                 dynamic_ncols=True,
-                disable=None,  # a bar on a terminal; plain log lines in files and CI
+                disable=None if world.main else True,
             )
             t_data = time.perf_counter()
             try:
                 for batch in loader:
                     t_step = time.perf_counter()
-                    batch = _to_device(batch, device)
-                    losses = train_step(nets, opts, batch, cfg)
+                    batch = _to_device(batch, device, cfg.channels_last)
+                    losses = train_step(nets, opts, batch, cfg, so)
                     progress.epoch_iter += 1
                     progress.total_steps += 1
                     bar.update()
                     step = progress.total_steps
-                    if step % cfg.print_freq == 0:
+                    if logger is not None and step % cfg.print_freq == 0:
                         values = {k: float(v) for k, v in losses.items()}
                         bar.set_postfix({k: f"{values[k]:.3f}" for k in ("G", "D", "D_alpha")})
                         line = logger.losses(
@@ -241,37 +329,52 @@ def train(cfg: TrainConfig) -> Path:
                         )
                         if bar.disable:  # no terminal: print the original's loss line
                             log.info(line)
-                    if step % cfg.display_freq == 0:
+                    if logger is not None and step % cfg.display_freq == 0:
                         logger.samples(progress, nets.G, batch)
                     if step % cfg.save_latest_freq == 0:
                         save()
-                    if stop["stop"] or (cfg.max_steps and step >= cfg.max_steps):
+                    stop = dist.any_rank(world, sigint["stop"], device)
+                    if stop or finished():
                         break
                     t_data = time.perf_counter()
             except RuntimeError:
-                if not stop["stop"]:  # a worker killed by Ctrl-C ends the epoch early
+                if not sigint["stop"]:  # a data worker killed by Ctrl-C ends the epoch early
                     raise
+                stop = True
             finally:
                 bar.close()
-            if stop["stop"] or (cfg.max_steps and progress.total_steps >= cfg.max_steps):
-                save()
-                logger.close()
-                if stop["stop"]:
-                    log.warning(
-                        "interrupted: saved %s at epoch %d, step %d; resume with --continue_train",
-                        run_dir,
-                        progress.epoch,
-                        progress.total_steps,
-                    )
-                    raise KeyboardInterrupt
-                return run_dir
-            finished = progress.epoch
+            if stop or finished():
+                break
+            done = progress.epoch
             progress.epoch += 1
             progress.epoch_iter = 0
-            save(str(finished) if finished % cfg.save_epoch_freq == 0 else None)
-            log.info("end of epoch %d / %d, lr %.7f", finished, cfg.last_epoch, cfg.lr * factor)
-    logger.close()
+            save(str(done) if done % cfg.save_epoch_freq == 0 else None)
+            log.info("end of epoch %d / %d, lr %.7f", done, cfg.last_epoch, cfg.lr * factor)
+    if stop or finished():
+        save()
+    _check_ranks_agree(world, nets)
+    if logger is not None:
+        logger.close()
+    if stop:
+        log.warning(
+            "interrupted: saved %s at epoch %d, step %d; resume with --continue_train",
+            run_dir,
+            progress.epoch,
+            progress.total_steps,
+        )
+        raise KeyboardInterrupt
     return run_dir
+
+
+def _check_ranks_agree(world: dist.World, nets: Nets) -> None:
+    """Fail loudly if data-parallel ranks ended with different weights (they never should)."""
+    if not world.active:
+        return
+    sums = dist.gather_objects(world, [dist.checksum(net) for _, net in nets.items()])
+    if any(s != sums[0] for s in sums):
+        raise RuntimeError(f"data-parallel ranks diverged: weight checksums {sums}")
+    if world.main:
+        log.info("weights identical on all %d ranks", world.size)
 
 
 def read_losses(run_dir: Path) -> list[dict]:
