@@ -89,6 +89,31 @@ def test_train_generate_img2gif_on_examples(shared_dir, tmp_path):
     assert (Path(res) / "happy" / "test_latest" / "index.html").is_file()
     run("img2gif.py", "--exp_names", "happy", "--dataroot", happy, "--results_dir", res)
     assert len(read_frames(Path(res) / "gifs" / "happy" / "vid_0067_latest.gif")) == 20
+    # any portrait: --align crops it around the face first (dlib, shipped models)
+    photo = str(
+        shared_dir / "data" / "examples" / "anger" / "train" / "img" / "vid_0001" / "0001.jpg"
+    )
+    run(
+        "-m",
+        "affinegan",
+        "generate",
+        "--input",
+        photo,
+        "--align",
+        "--name",
+        "happy",
+        "--checkpoints_dir",
+        ck,
+        "--results_dir",
+        res,
+        "--num_frames",
+        "4",
+        "--format",
+        "gif",
+        "--gpu_ids",
+        "-1",
+    )
+    assert len(read_frames(Path(res) / "happy" / "test_latest" / "0001.gif")) == 4
 
 
 def test_no_patch_on_colour_clips_without_masks(shared_dir, tmp_path):

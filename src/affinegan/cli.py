@@ -154,6 +154,20 @@ def demo_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def prepare_main(argv: list[str] | None = None) -> int:
+    """Raw videos or frame folders -> a training-ready dataset (crops, mouth masks)."""
+    from .data.prepare import main
+
+    return main(argv)
+
+
+def check_main(argv: list[str] | None = None) -> int:
+    """Validate a dataset and list every problem with its fix."""
+    from .data.check import main
+
+    return main(argv)
+
+
 def serve_main(argv: list[str] | None = None) -> int:
     """Web demo: photo -> expression video in the browser (pip install 'affinegan[web]')."""
     from .serve import main
@@ -167,6 +181,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "gif": gif_main,
     "synth": synth_main,
     "demo": demo_main,
+    "prepare": prepare_main,
+    "check": check_main,
     "serve": serve_main,
 }
 

@@ -138,6 +138,7 @@ class GenerateConfig(ModelOptions):
 
     dataroot: str = _opt("", "dataset root; inputs are the first frames of <phase>/img/<clip>")
     input: list[str] = _opt(None, "photo(s) to animate instead of a dataset", nargs="+")
+    align: bool = _opt(False, "crop each input to its face first, like `affinegan prepare`")
     name: str = _opt("experiment_name", "run name under --checkpoints_dir")
     checkpoints_dir: str = _opt("./checkpoints", "where runs are saved")
     results_dir: str = _opt("./results/", "results go to <results_dir>/<name>/<phase>_<epoch>")

@@ -15,7 +15,7 @@ from . import checkpoint as ckpt
 from .config import GenerateConfig, ModelOptions, parse_alphas
 from .curves import alpha_curve
 from .data.dataset import scan_clips
-from .data.images import load_input_image, tensor_to_uint8
+from .data.images import image_to_tensor, load_input_image, open_image, tensor_to_uint8
 from .errors import AffineGANError
 from .html import write_image_table
 from .networks import UNET_DEPTHS, Encoding, Generator, canonical_netg
@@ -96,6 +96,15 @@ def animate(G: Generator, x: torch.Tensor, alphas: list[float], chunk: int = 32)
     return decode_frames(G, G.encode(x[None]), alphas, chunk)
 
 
+def _load_face(path: Path, size: int, align: bool) -> torch.Tensor:
+    """The generator's input: the photo resized, or first cropped around its face."""
+    if not align:
+        return load_input_image(path, size)
+    from .data.align import crop_to_face
+
+    return image_to_tensor(crop_to_face(open_image(path), size))
+
+
 def _inputs(cfg: GenerateConfig) -> list[tuple[str, Path]]:
     if cfg.input:
         paths = [Path(p) for p in cfg.input]
@@ -125,7 +134,7 @@ def generate(cfg: GenerateConfig) -> Path:
     images.mkdir(parents=True, exist_ok=True)
     rows = []
     for clip, path in tqdm(inputs, desc="generating", unit="face", leave=False):
-        x = load_input_image(path, model.size).to(device)
+        x = _load_face(path, model.size, cfg.align).to(device)
         frames = animate(G, x, alphas, cfg.chunk)
         Image.fromarray(tensor_to_uint8(x.cpu())).save(images / f"{clip}_input_A.png")
         row = [("input", f"images/{clip}_input_A.png")]
