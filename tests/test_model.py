@@ -4,8 +4,8 @@ import copy
 
 import pytest
 import torch
+from tiny import K, random_batch, tiny_config
 
-from affinegan.config import TrainConfig
 from affinegan.model import (
     Optimizers,
     build_nets,
@@ -15,35 +15,6 @@ from affinegan.model import (
     train_step,
 )
 from affinegan.reference import reference_train_step
-
-K = 3
-
-
-def tiny_cfg(**kw) -> TrainConfig:
-    base = dict(
-        dataroot="x",
-        netG="unet_64",
-        ngf=4,
-        ndf=4,
-        fineSize=64,
-        loadSize=64,
-        train_imagenum=K,
-        noise_std=0.0,
-        no_dropout=True,
-    )
-    return TrainConfig(**{**base, **kw})
-
-
-def tiny_batch(n: int = 1, patch: bool = True, seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    batch = {
-        "A": torch.rand(n, 3, 64, 64, generator=g) * 2 - 1,
-        "B": torch.rand(n, K, 3, 64, 64, generator=g) * 2 - 1,
-    }
-    if patch:
-        batch["mask_A"] = (torch.rand(n, 3, 64, 64, generator=g) > 0.7).float()
-        batch["mask_B"] = (torch.rand(n, K, 3, 64, 64, generator=g) > 0.7).float()
-    return batch
 
 
 def sgd(nets) -> Optimizers:
@@ -75,14 +46,14 @@ def test_alpha_of_a_mixed_code_recovers_the_mix():
 
 @pytest.mark.parametrize("lsgan", [False, True])
 def test_fast_step_equals_reference_path(lsgan):
-    cfg = tiny_cfg(lsgan=lsgan)
+    cfg = tiny_config(lsgan=lsgan)
     torch.manual_seed(0)
     nets = build_nets(cfg)
     for _, net in nets.items():  # float64, so the comparison tests the math, not rounding order
         net.double()
     ref_nets = copy.deepcopy(nets)
     start = {name: copy.deepcopy(dict(net.named_parameters())) for name, net in nets.items()}
-    batch = {k: v.double() for k, v in tiny_batch().items()}
+    batch = {k: v.double() for k, v in random_batch().items()}
     torch.manual_seed(1)
     fast = train_step(nets, sgd(nets), batch, cfg)
     torch.manual_seed(1)
@@ -99,14 +70,14 @@ def test_fast_step_equals_reference_path(lsgan):
 
 
 def test_discriminator_updates_leave_generator_unchanged():
-    cfg = tiny_cfg()
+    cfg = tiny_config()
     torch.manual_seed(0)
     nets = build_nets(cfg)
     opts = build_optimizers(nets, cfg)
     before = copy.deepcopy(nets.G.state_dict())
     d_before = copy.deepcopy(nets.D.state_dict())
     opts.G.step = lambda *a, **k: None  # run everything except G's own update
-    train_step(nets, opts, tiny_batch(), cfg)
+    train_step(nets, opts, random_batch(), cfg)
     for k, v in nets.G.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert any(not torch.equal(v, d_before[k]) for k, v in nets.D.state_dict().items())
@@ -115,36 +86,36 @@ def test_discriminator_updates_leave_generator_unchanged():
 
 def test_generator_step_uses_the_updated_discriminators():
     """Order D_alpha -> D -> D_patch -> G: G's adversarial terms see the new D weights."""
-    cfg = tiny_cfg()
+    cfg = tiny_config()
     torch.manual_seed(0)
     nets = build_nets(cfg)
     opts = build_optimizers(nets, cfg)
     seen = []
     hook = nets.D.register_forward_hook(lambda m, i, o: seen.append(m.model[0].weight.clone()))
     d_before = nets.D.model[0].weight.clone()
-    train_step(nets, opts, tiny_batch(), cfg)
+    train_step(nets, opts, random_batch(), cfg)
     hook.remove()
     assert len(seen) == 2  # one batched call for the D update, one for G's loss
     assert torch.equal(seen[0], d_before) and not torch.equal(seen[1], d_before)
 
 
 def test_losses_finite_and_named_without_patch():
-    cfg = tiny_cfg(no_patch=True, noise_std=0.01, no_dropout=False)
+    cfg = tiny_config(no_patch=True, noise_std=0.01, no_dropout=False)
     torch.manual_seed(0)
     nets = build_nets(cfg)
     assert nets.D_patch is None
-    losses = train_step(nets, build_optimizers(nets, cfg), tiny_batch(2, patch=False), cfg)
+    losses = train_step(nets, build_optimizers(nets, cfg), random_batch(2, patch=False), cfg)
     assert {"G", "D", "D_alpha", "G_L1", "img_recons", "G_GAN_D_alpha"} <= set(losses)
     assert "D_patch" not in losses
     assert all(torch.isfinite(v) for v in losses.values())
 
 
 def test_batch_of_clips_infers_alpha_per_clip():
-    cfg = tiny_cfg()
+    cfg = tiny_config()
     torch.manual_seed(0)
     nets = build_nets(cfg)
     nets.G.eval()
-    batch = tiny_batch(2)
+    batch = random_batch(2)
     together = generator_forward(nets.G, batch["A"], batch["B"]).alpha
     for n in range(2):
         alone = generator_forward(nets.G, batch["A"][n : n + 1], batch["B"][n : n + 1]).alpha
@@ -152,7 +123,7 @@ def test_batch_of_clips_infers_alpha_per_clip():
 
 
 def test_a_few_steps_overfit_one_batch():
-    cfg = tiny_cfg(lambda_A=1.0, lr=1e-3)
+    cfg = tiny_config(lambda_A=1.0, lr=1e-3)
     torch.manual_seed(0)
     nets = build_nets(cfg)
     opts = build_optimizers(nets, cfg)

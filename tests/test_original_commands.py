@@ -1,104 +1,37 @@
 """The original README's commands, unchanged, on the sample clips (tiny sizes)."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tiny import TINY_FLAGS as TINY
+from tiny import run_python
 
 from affinegan.config import GenerateConfig, TrainConfig, build_parser, from_args
 from affinegan.errors import AffineGANError
 from affinegan.generate import resolve_alphas
 from affinegan.video import read_frames
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = [
-    "--gpu_ids",
-    "-1",
-    "--netG",
-    "unet_64",
-    "--ngf",
-    "4",
-    "--ndf",
-    "4",
-    "--loadSize",
-    "72",
-    "--fineSize",
-    "64",
-]
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc
-
 
 def test_train_generate_img2gif_on_examples(shared_dir, tmp_path):
     happy = str(shared_dir / "data" / "examples" / "happy")
     ck, res = str(tmp_path / "ck"), str(tmp_path / "res")
-    run(
-        "train.py",
-        "--dataroot",
-        happy,
-        "--name",
-        "happy",
-        "--checkpoints_dir",
-        ck,
-        *TINY,
-        "--niter",
-        "1",
-        "--niter_decay",
-        "0",
-        "--display_id",
-        "1",
-    )
-    run(
-        "train.py",
-        "--dataroot",
-        happy,
-        "--name",
-        "happy",
-        "--checkpoints_dir",
-        ck,
-        *TINY,
-        "--niter",
-        "2",
-        "--niter_decay",
-        "0",
-        "--continue_train",
-    )
-    run(
-        "generate.py",
-        "--dataroot",
-        happy,
-        "--name",
-        "happy",
-        "--checkpoints_dir",
-        ck,
-        "--results_dir",
-        res,
-        "--eval",
-        "--gpu_ids",
-        "-1",
-    )
+    where = ["--dataroot", happy, "--name", "happy", "--checkpoints_dir", ck]
+    run_python("train.py", *where, *TINY, "--niter", "1", "--niter_decay", "0", "--display_id", "1")
+    run_python("train.py", *where, *TINY, "--niter", "2", "--niter_decay", "0", "--continue_train")
+    run_python("generate.py", *where, "--results_dir", res, "--eval", "--gpu_ids", "-1")
     images = Path(res) / "happy" / "test_latest" / "images"
     assert len(list(images.glob("vid_0067_fake_B_list*.png"))) == 20
     assert (Path(res) / "happy" / "test_latest" / "index.html").is_file()
-    run("img2gif.py", "--exp_names", "happy", "--dataroot", happy, "--results_dir", res)
+    run_python("img2gif.py", "--exp_names", "happy", "--dataroot", happy, "--results_dir", res)
     assert len(read_frames(Path(res) / "gifs" / "happy" / "vid_0067_latest.gif")) == 20
     # any portrait: --align crops it around the face first (dlib, shipped models)
-    photo = str(
-        shared_dir / "data" / "examples" / "anger" / "train" / "img" / "vid_0001" / "0001.jpg"
-    )
-    run(
+    photo = shared_dir / "data" / "examples" / "anger" / "train" / "img" / "vid_0001" / "0001.jpg"
+    run_python(
         "-m",
         "affinegan",
         "generate",
         "--input",
-        photo,
+        str(photo),
         "--align",
         "--name",
         "happy",
@@ -117,32 +50,9 @@ def test_train_generate_img2gif_on_examples(shared_dir, tmp_path):
 
 
 def test_no_patch_on_colour_clips_without_masks(shared_dir, tmp_path):
-    closeeye = str(shared_dir / "data" / "examples" / "closeeye")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "--dataroot",
-            closeeye,
-            "--name",
-            "c",
-            "--checkpoints_dir",
-            str(tmp_path),
-            *TINY,
-            "--niter",
-            "1",
-            "--niter_decay",
-            "0",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 2 and "--no_patch" in proc.stderr.strip().splitlines()[-1]
-    run(
-        "train.py",
+    where = [
         "--dataroot",
-        closeeye,
+        str(shared_dir / "data" / "examples" / "closeeye"),
         "--name",
         "c",
         "--checkpoints_dir",
@@ -152,8 +62,10 @@ def test_no_patch_on_colour_clips_without_masks(shared_dir, tmp_path):
         "1",
         "--niter_decay",
         "0",
-        "--no_patch",
-    )
+    ]
+    proc = run_python("train.py", *where, code=2)
+    assert "--no_patch" in proc.stderr.strip().splitlines()[-1]
+    run_python("train.py", *where, "--no_patch")
     assert not (tmp_path / "c" / "latest_net_D_Patch.pth").exists()
 
 

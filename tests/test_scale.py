@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny import REPO, TINY_FLAGS, random_batch, tiny_config
 
 from affinegan import checkpoint as ckpt
 from affinegan.config import TrainConfig
 from affinegan.data.synthetic import render_dataset
 from affinegan.model import StepOptions, build_nets, build_optimizers, train_step
 from affinegan.train import train
-
-REPO = Path(__file__).resolve().parents[1]
-K = 3
 
 
 @pytest.fixture(scope="module")
@@ -25,39 +23,8 @@ def data(tmp_path_factory) -> Path:
     return render_dataset(root, "smile", clips=4, test_clips=1, size=64, seed=2, max_frames=10)
 
 
-def tiny_cfg(**kw) -> TrainConfig:
-    base = dict(
-        dataroot="x",
-        netG="unet_64",
-        ngf=4,
-        ndf=4,
-        fineSize=64,
-        loadSize=64,
-        train_imagenum=K,
-        noise_std=0.0,
-        no_dropout=True,
-    )
-    return TrainConfig(**{**base, **kw})
-
-
-def batch(channels_last: bool = False) -> dict:
-    g = torch.Generator().manual_seed(0)
-    out = {
-        "A": torch.rand(1, 3, 64, 64, generator=g) * 2 - 1,
-        "B": torch.rand(1, K, 3, 64, 64, generator=g) * 2 - 1,
-        "mask_A": (torch.rand(1, 3, 64, 64, generator=g) > 0.7).float(),
-        "mask_B": (torch.rand(1, K, 3, 64, 64, generator=g) > 0.7).float(),
-    }
-    if channels_last:
-        out = {
-            k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v
-            for k, v in out.items()
-        }
-    return out
-
-
 def test_channels_last_gives_the_same_steps():
-    cfg = tiny_cfg()
+    cfg = tiny_config()
     torch.manual_seed(0)
     nets = build_nets(cfg)
     other = copy.deepcopy(nets)
@@ -66,24 +33,26 @@ def test_channels_last_gives_the_same_steps():
     opts, other_opts = build_optimizers(nets, cfg), build_optimizers(other, cfg)
     for step in range(3):  # later steps see the updated weights: gradients agreed too
         torch.manual_seed(step)
-        a = train_step(nets, opts, batch(), cfg)
+        a = train_step(nets, opts, random_batch(), cfg)
         torch.manual_seed(step)
-        b = train_step(other, other_opts, batch(True), cfg)
+        b = train_step(other, other_opts, random_batch(channels_last=True), cfg)
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_mixed_precision_step_runs_and_stays_close(dtype):
-    cfg = tiny_cfg()
+    cfg = tiny_config()
     torch.manual_seed(0)
     nets = build_nets(cfg)
     ref_nets = copy.deepcopy(nets)
     scaler = torch.amp.GradScaler("cpu") if dtype is torch.float16 else None
     torch.manual_seed(1)
-    amp = train_step(nets, build_optimizers(nets, cfg), batch(), cfg, StepOptions(dtype, scaler))
+    amp = train_step(
+        nets, build_optimizers(nets, cfg), random_batch(), cfg, StepOptions(dtype, scaler)
+    )
     torch.manual_seed(1)
-    full = train_step(ref_nets, build_optimizers(ref_nets, cfg), batch(), cfg)
+    full = train_step(ref_nets, build_optimizers(ref_nets, cfg), random_batch(), cfg)
     assert all(torch.isfinite(v) for v in amp.values())
     assert all(p.dtype == torch.float32 for p in nets.G.parameters())  # weights stay float32
     torch.testing.assert_close(amp["G_L1"], full["G_L1"], rtol=0.05, atol=0.0)
@@ -127,18 +96,7 @@ def test_torchrun_two_cpu_ranks(data, tmp_path):
         "ddp",
         "--checkpoints_dir",
         str(tmp_path),
-        "--gpu_ids",
-        "-1",
-        "--netG",
-        "unet_64",
-        "--ngf",
-        "4",
-        "--ndf",
-        "4",
-        "--loadSize",
-        "72",
-        "--fineSize",
-        "64",
+        *TINY_FLAGS,
         "--train_imagenum",
         "3",
         "--niter",

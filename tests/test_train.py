@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny import REPO, TINY_FLAGS
 
 from affinegan import checkpoint as ckpt
 from affinegan.cli import main
@@ -18,8 +19,6 @@ from affinegan.data.synthetic import render_dataset
 from affinegan.generate import generate
 from affinegan.train import train
 from affinegan.video import read_frames
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -185,18 +184,7 @@ def test_ctrl_c_saves_and_resumes(data, tmp_path):
         "int",
         "--checkpoints_dir",
         str(tmp_path),
-        "--gpu_ids",
-        "-1",
-        "--netG",
-        "unet_64",
-        "--ngf",
-        "4",
-        "--ndf",
-        "4",
-        "--loadSize",
-        "64",
-        "--fineSize",
-        "64",
+        *TINY_FLAGS,
         "--niter",
         "100000",
         "--niter_decay",
