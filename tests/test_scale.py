@@ -58,6 +58,14 @@ def test_mixed_precision_step_runs_and_stays_close(dtype):
     torch.testing.assert_close(amp["G_L1"], full["G_L1"], rtol=0.05, atol=0.0)
 
 
+def test_fp16_loss_scale_is_saved_for_exact_resume(data, tmp_path):
+    cfg = tiny_config(
+        dataroot=str(data), checkpoints_dir=str(tmp_path), amp="fp16", max_steps=2, loadSize=72
+    )
+    state = ckpt.load_state(train(cfg))
+    assert state["scaler"]["scale"] > 0
+
+
 def test_amp_flag_validated(data, tmp_path):
     from affinegan.errors import AffineGANError
 

@@ -79,6 +79,59 @@ def test_resume_is_exact(data, tmp_path, stop_at):
     assert steps == list(range(1, 9))
 
 
+def test_resume_exact_with_a_ragged_last_batch(data, tmp_path):
+    # 3 clips, batch 2: epochs of 2 steps whose second batch holds one clip; stop at its end
+    straight = train(tiny(data, tmp_path / "a", max_steps=5, batch_size=2))
+    train(tiny(data, tmp_path / "b", max_steps=2, batch_size=2))
+    assert ckpt.load_state(tmp_path / "b" / "run")["progress"]["epoch"] == 2  # epoch closed
+    resumed = train(tiny(data, tmp_path / "b", max_steps=5, batch_size=2, continue_train=True))
+    assert_same_weights(weights(straight), weights(resumed))
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--norm", "group"], "--norm 'group'"),
+        (["--print_freq", "0"], "--print_freq must be at least 1"),
+        (["--netD", "pixel"], "--netD 'pixel'"),
+        (["--fineSize", "100", "--loadSize", "100"], "use a multiple of"),
+    ],
+)
+def test_bad_flags_are_one_line_errors(data, tmp_path, capsys, flags, message):
+    code = main(["train", "--dataroot", str(data), "--checkpoints_dir", str(tmp_path), *flags])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and message in err[-1] and "Traceback" not in "\n".join(err)
+
+
+def test_resuming_weights_of_another_size_is_a_clear_error(data, tmp_path, capsys):
+    train(tiny(data, tmp_path, max_steps=1))
+    (tmp_path / "run" / ckpt.STATE_FILE).unlink()  # as with the original's checkpoints
+    code = main(
+        [
+            "train",
+            "--dataroot",
+            str(data),
+            "--name",
+            "run",
+            "--checkpoints_dir",
+            str(tmp_path),
+            "--continue_train",
+            "--gpu_ids",
+            "-1",
+            "--netG",
+            "unet_64",
+            "--ngf",
+            "8",
+            "--loadSize",
+            "64",
+            "--fineSize",
+            "64",
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and "weights do not fit" in err and "--ngf" in err
+
+
 def test_full_run_writes_original_layout_and_generates(data, tmp_path):
     run = train(tiny(data, tmp_path, save_epoch_freq=2, batch_size=2))
     names = {p.name for p in run.iterdir()}

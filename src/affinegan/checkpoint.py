@@ -46,6 +46,8 @@ def atomic_write(path: Path, write: Any) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        with open(tmp, "rb") as f:  # on disk before the rename, so a crash leaves old or new
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -132,8 +134,10 @@ def save_state(
     progress: Progress,
     config: dict,
     rng: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Everything needed to continue exactly (``rng``: one state per rank); written last."""
+    """Everything needed to continue exactly (``rng``: one state per rank; ``extra``: e.g. the
+    fp16 loss scaler); written after the weight files."""
     state = {
         "format": STATE_FORMAT,
         "config": config,
@@ -142,6 +146,7 @@ def save_state(
         "optimizers": {n: o.state_dict() for n, o in optimizers},
         "rng": rng,
         "versions": {"torch": str(torch.__version__)},
+        **(extra or {}),
     }
     return atomic_save(state, Path(run_dir) / STATE_FILE)
 
@@ -159,7 +164,10 @@ def load_state(run_dir: Path) -> dict[str, Any] | None:
             "resume from the weight files alone"
         ) from None
     if state.get("format") != STATE_FORMAT:
-        raise AffineGANError(f"{path}: unknown training-state format {state.get('format')!r}")
+        raise AffineGANError(
+            f"{path}: training state of another version (format {state.get('format')!r}); "
+            "delete it to resume from the weight files alone"
+        )
     return state
 
 

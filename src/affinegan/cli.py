@@ -40,19 +40,9 @@ def generate_main(argv: list[str] | None = None, prog: str = "affinegan generate
     from .generate import generate
 
     parser = build_parser(GenerateConfig, prog, "Animate neutral faces with a trained model.")
-    modern = prog == "affinegan generate"
-    if modern:
-        parser.add_argument(
-            "--dropout",
-            action="store_true",
-            help="keep dropout on at test time (the original without --eval)",
-        )
-    ns, rest = parser.parse_known_args(argv)
-    dropout = modern and getattr(ns, "dropout", False)
-    argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--dropout"]
-    cfg = from_args(GenerateConfig, build_parser(GenerateConfig, prog, ""), argv)
-    if modern:
-        cfg.eval = not dropout
+    if prog == "affinegan generate":
+        parser.set_defaults(eval=True)
+    cfg = from_args(GenerateConfig, parser, argv)
     out = generate(cfg)
     print(f"results in {out} (open {out / 'index.html'})")
     return 0
@@ -126,7 +116,7 @@ def demo_main(argv: list[str] | None = None) -> int:
         ndf=a.ngf,
         loadSize=a.size + a.size // 8,
         fineSize=a.size,
-        niter=epochs,
+        niter=epochs + 1,  # the original's schedule runs its last epoch at lr 0
         niter_decay=0,
         max_steps=a.steps,
         num_threads=0,

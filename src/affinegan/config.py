@@ -7,7 +7,6 @@ fills a frozen-in-spirit dataclass once, which round-trips to JSON and travels i
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field, fields
@@ -20,6 +19,7 @@ log = logging.getLogger(__name__)
 
 # Accepted so the original's scripts keep running; each gets a one-line note when given.
 IGNORED_OPTIONS: dict[str, str] = {
+    "display_id": "visdom is not used; samples go to web/ and TensorBoard",
     "display_winsize": "samples are saved at the training size",
     "display_ncols": "visdom is not used; samples go to web/ and TensorBoard",
     "display_server": "visdom is not used; samples go to web/ and TensorBoard",
@@ -105,7 +105,6 @@ class TrainConfig(ModelOptions):
     save_epoch_freq: int = _opt(200, "epochs between numbered checkpoints")
     print_freq: int = _opt(50, "steps between loss reports")
     display_freq: int = _opt(100, "steps between sample images (web/ and TensorBoard)")
-    display_id: int = _opt(-1, "visdom window id of the original (not used)")
     no_html: bool = _opt(False, "do not write sample images and web/index.html")
     serial_batches: bool = _opt(False, "take clips in order instead of shuffled")
     num_threads: int = _opt(1, "data loading worker processes (0: in the main process)")
@@ -146,6 +145,7 @@ class GenerateConfig(ModelOptions):
     epoch: str = _opt("latest", "which weights: latest or an epoch number")
     phase: str = _opt("test", "dataset split to read inputs from")
     eval: bool = _opt(False, "eval mode: dropout off (deterministic output)")
+    dropout: bool = _opt(False, "keep dropout on at test time (the original without --eval)")
     interval: float = _opt(0.05, "alpha step of the original: frames alpha = 0, interval, ... < 1")
     num_frames: int = _opt(0, "frames with alpha = linspace(0, peak, N), peak included")
     alphas: str = _opt("", "explicit comma-separated alphas, e.g. 0,0.3,1")
@@ -211,10 +211,6 @@ def from_args(cls: type, parser: argparse.ArgumentParser, argv: list[str] | None
                 f"--suffix {cfg.suffix!r} names an unknown option ({err})"
             ) from None
     return cfg
-
-
-def to_json(cfg: Any) -> str:
-    return json.dumps(asdict(cfg), indent=2, sort_keys=True)
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:

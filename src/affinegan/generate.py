@@ -69,7 +69,7 @@ def resolve_alphas(cfg: GenerateConfig) -> list[float]:
         return alpha_curve(cfg.curve, cfg.num_frames, cfg.peak)
     if not 0 < cfg.interval <= 1:
         raise AffineGANError(f"--interval {cfg.interval}: expected a value in (0, 1]")
-    return [i * cfg.interval for i in range(round(1.0 / cfg.interval))]
+    return [i * cfg.interval for i in range(int(1.0 / cfg.interval + 1e-9))]  # as the original
 
 
 def set_mode(G: Generator, dropout: bool) -> None:
@@ -111,7 +111,9 @@ def _inputs(cfg: GenerateConfig) -> list[tuple[str, Path]]:
         for p in paths:
             if not p.is_file():
                 raise AffineGANError(f"{p}: no such input image")
-        return [(p.stem, p) for p in paths][: cfg.num_test]
+        names = [p.stem for p in paths]
+        unique = [n if names.count(n) == 1 else f"{n}_{i}" for i, n in enumerate(names)]
+        return list(zip(unique, paths, strict=True))[: cfg.num_test]
     if not cfg.dataroot:
         raise AffineGANError("give --dataroot (a dataset with test/img/<clip>/) or --input PHOTO")
     clips = scan_clips(Path(cfg.dataroot), cfg.phase, use_patch=False, min_frames=1)
@@ -128,7 +130,7 @@ def generate(cfg: GenerateConfig) -> Path:
     device = resolve_device(cfg.gpu_ids)
     model = load_generator(Path(cfg.checkpoints_dir) / cfg.name, cfg.epoch, cfg, cfg.fineSize)
     G = model.G.to(device)
-    set_mode(G, dropout=not cfg.eval)
+    set_mode(G, dropout=cfg.dropout or not cfg.eval)
     out_dir = Path(cfg.results_dir) / cfg.name / f"{cfg.phase}_{cfg.epoch}"
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,9 @@ class RunLogger:
     """Appends losses to ``loss_log.txt`` (original format) and ``metrics.jsonl``; writes
     sample images and ``web/index.html``; mirrors both to TensorBoard when it is installed."""
 
-    def __init__(self, run_dir: Path, html: bool = True) -> None:
+    def __init__(self, run_dir: Path, html: bool = True, resume_step: int = 0) -> None:
         self.run_dir = Path(run_dir)
+        self._forget_after(resume_step)
         self.html = html
         self.rows = self._existing_rows()
         self.tb = None
@@ -38,6 +39,16 @@ class RunLogger:
             self.tb = SummaryWriter(str(self.run_dir / "tensorboard"))
         except ImportError:
             log.debug("tensorboard not installed: no TensorBoard logs")
+
+    def _forget_after(self, step: int) -> None:
+        """Drop metrics of steps past the checkpoint being resumed: they will be run again."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.is_file():
+            return
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+        kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
+        if len(kept) != len(lines):
+            path.write_text("".join(ln + "\n" for ln in kept))
 
     def _existing_rows(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """Rows of samples already on disk, so a resumed run keeps its history on the page."""

@@ -87,7 +87,8 @@ def build_optimizers(nets: Nets, cfg: TrainConfig) -> Optimizers:
 
 
 def lr_factor(epoch: int, cfg: TrainConfig) -> float:
-    """The original's schedule: constant for ``niter`` epochs, then linear decay to zero."""
+    """The original's schedule, exactly: factor 1 up to epoch ``niter - 1``, then falling
+    linearly by ``1 / (niter_decay + 1)`` per epoch, so epoch ``niter + niter_decay`` runs at 0."""
     return 1.0 - max(0, epoch + 1 - cfg.niter) / float(cfg.niter_decay + 1)
 
 

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 UNET_DEPTHS = {"unet_64": 6, "unet_128": 7, "unet_256": 8}
+NORMS = ("instance", "batch")
+INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 
 
 def canonical_netg(name: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import time
@@ -30,6 +29,7 @@ from .model import (
     lr_factor,
     train_step,
 )
+from .networks import INIT_TYPES, NORMS, UNET_DEPTHS, canonical_netg
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,11 @@ def resolve_device(gpu_ids: str) -> torch.device:
     if not torch.cuda.is_available():
         log.info("no CUDA device found: running on the CPU (--gpu_ids -1 to say so)")
         return torch.device("cpu")
+    if ids[0] >= torch.cuda.device_count():
+        raise AffineGANError(
+            f"--gpu_ids {gpu_ids}: this machine has {torch.cuda.device_count()} GPU(s), "
+            f"numbered from 0"
+        )
     if len(ids) > 1:
         log.warning(
             "note: one process uses one GPU (cuda:%d); for several GPUs use torchrun", ids[0]
@@ -54,12 +59,20 @@ def resolve_device(gpu_ids: str) -> torch.device:
 
 
 def _check_config(cfg: TrainConfig) -> None:
+    """Reject flag values the networks or the loop cannot use, with the flag's name."""
     if cfg.train_imagenum < 1 or cfg.batch_size < 1:
         raise AffineGANError("--train_imagenum and --batch_size must be at least 1")
+    for flag in ("print_freq", "display_freq", "save_latest_freq", "save_epoch_freq"):
+        if getattr(cfg, flag) < 1:
+            raise AffineGANError(f"--{flag} must be at least 1")
     if cfg.fineSize > cfg.loadSize:
         raise AffineGANError(f"--fineSize {cfg.fineSize} is larger than --loadSize {cfg.loadSize}")
-    from .networks import UNET_DEPTHS, canonical_netg
-
+    choices = {"norm": NORMS, "init_type": INIT_TYPES, "netD": ("basic", "n_layers")}
+    for flag, allowed in choices.items():
+        if getattr(cfg, flag) not in allowed:
+            raise AffineGANError(
+                f"--{flag} {getattr(cfg, flag)!r}: choose one of {', '.join(allowed)}"
+            )
     try:
         cfg.netG = canonical_netg(cfg.netG)
     except ValueError as err:
@@ -71,24 +84,30 @@ def _check_config(cfg: TrainConfig) -> None:
         )
 
 
-def _move_optimizer(opt: torch.optim.Optimizer, device: torch.device) -> None:
-    for st in opt.state.values():
-        for k, v in st.items():
-            if torch.is_tensor(v) and k != "step":
-                st[k] = v.to(device)
+def _load(net: torch.nn.Module, state_dict: dict, source: Path | str) -> None:
+    try:
+        net.load_state_dict(state_dict)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise AffineGANError(
+            f"{source}: weights do not fit this model ({first}); pass the --netG/--ngf/--ndf/"
+            "--train_imagenum it was trained with"
+        ) from None
 
 
 def _restore(
-    cfg: TrainConfig, nets: Nets, opts: Optimizers, device: torch.device, world: dist.World
+    cfg: TrainConfig, nets: Nets, opts: Optimizers, so: StepOptions, world: dist.World
 ) -> ckpt.Progress:
     """Resume from the training state if there is one, else from (original) weight files."""
     state = ckpt.load_state(cfg.run_dir) if cfg.epoch == "latest" else None
     if state is not None:
+        source = cfg.run_dir / ckpt.STATE_FILE
         for name, net in nets.items():
-            net.load_state_dict(state["nets"][name])
+            _load(net, state["nets"][name], source)
         for name, opt in opts.items():
             opt.load_state_dict(state["optimizers"][name])
-            _move_optimizer(opt, device)
+        if so.scaler is not None and state.get("scaler"):
+            so.scaler.load_state_dict(state["scaler"])
         if not ckpt.restore_rng(state, world.rank):
             log.warning(
                 "note: the run was saved with fewer processes; rank %d reseeded", world.rank
@@ -101,7 +120,7 @@ def _restore(
     for name, net in nets.items():
         path = ckpt.weight_path(cfg.run_dir, cfg.epoch, name)
         if name == "G" or path.is_file():
-            net.load_state_dict(ckpt.load_weights(path))
+            _load(net, ckpt.load_weights(path), path)
         else:
             log.warning("note: %s not found; %s starts from scratch", path, name)
     log.info(
@@ -158,8 +177,12 @@ def _step_options(cfg: TrainConfig, device: torch.device, world: dist.World) -> 
 
 
 def _resolve_resume(cfg: TrainConfig) -> TrainConfig:
-    """With --continue_train, the run's saved options win except for how long and how to run."""
-    state = ckpt.load_state(cfg.run_dir) if cfg.continue_train else None
+    """With --continue_train, the run's saved options win except for how long and how to run.
+
+    Only a resume from the latest state does this; ``--epoch N`` loads those weight files and
+    starts fresh optimisers at ``--epoch_count``, as the original did.
+    """
+    state = ckpt.load_state(cfg.run_dir) if cfg.continue_train and cfg.epoch == "latest" else None
     if state is None:
         return cfg
     saved = from_dict(TrainConfig, state["config"])
@@ -190,14 +213,19 @@ RUNTIME_OPTIONS = (
 )
 
 
+def _quiet_worker(worker_id: int) -> None:
+    """Data workers ignore Ctrl-C: the main process finishes its step, saves, and stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train (or resume) the run ``cfg.run_dir``; returns the run folder.
 
     Under ``torchrun`` every rank trains on its share of the clips and averages gradients;
     rank 0 alone logs and writes checkpoints.
     """
-    _check_config(cfg)
     cfg = _resolve_resume(cfg)
+    _check_config(cfg)
     device = resolve_device(cfg.gpu_ids)
     world = dist.init(device.type)
     if world.active and device.type == "cuda":
@@ -233,9 +261,10 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
         if cfg.channels_last:
             net.to(memory_format=torch.channels_last)
     opts = build_optimizers(nets, cfg)
+    so = _step_options(cfg, device, world)
     torch.manual_seed(cfg.seed * world.size + world.rank + 1)  # each rank its own noise stream
     progress = (
-        _restore(cfg, nets, opts, device, world)
+        _restore(cfg, nets, opts, so, world)
         if cfg.continue_train
         else ckpt.Progress(epoch=cfg.epoch_count)
     )
@@ -245,7 +274,6 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
             net.forward = torch.compile(net.forward)
         nets.G.encode = torch.compile(nets.G.encode)
         nets.G.decode = torch.compile(nets.G.decode)
-    so = _step_options(cfg, device, world)
 
     run_dir = cfg.run_dir
     logger = None
@@ -253,7 +281,7 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt.atomic_text(format_options(cfg, TrainConfig()), run_dir / "opt.txt")
         ckpt.write_config(run_dir, asdict(cfg))
-        logger = RunLogger(run_dir, html=not cfg.no_html)
+        logger = RunLogger(run_dir, html=not cfg.no_html, resume_step=progress.total_steps)
         logger.text(f"================ Training ({time.strftime('%c')}) ================")
         log.info(
             "%d clips from %s; run folder %s; device %s; %d process(es)",
@@ -279,24 +307,30 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.num_threads > 0,
         generator=torch.Generator(),  # keep the global RNG (noise, dropout) untouched
+        worker_init_fn=_quiet_worker,
     )
 
+    saved_at = progress.total_steps
+
     def save(label: str | None = None) -> None:
+        nonlocal saved_at
         rng = dist.gather_objects(world, ckpt.rng_state())
         if world.main:
             ckpt.save_weights(run_dir, "latest", nets.items())
             if label is not None:
                 ckpt.save_weights(run_dir, label, nets.items())
-            ckpt.save_state(run_dir, nets.items(), opts.items(), progress, asdict(cfg), rng)
+            extra = {"scaler": so.scaler.state_dict()} if so.scaler is not None else {}
+            ckpt.save_state(run_dir, nets.items(), opts.items(), progress, asdict(cfg), rng, extra)
         dist.barrier(world)
+        saved_at = progress.total_steps
 
     def finished() -> bool:
         return bool(cfg.max_steps) and progress.total_steps >= cfg.max_steps
 
     steps_per_epoch = len(loader)
+    stop = False
     with _stop_on_sigint() as sigint:
-        stop = False
-        while progress.epoch <= cfg.last_epoch and not stop:
+        while progress.epoch <= cfg.last_epoch and not (stop or finished()):
             factor = lr_factor(progress.epoch, cfg)
             for _, opt in opts.items():
                 for group in opt.param_groups:
@@ -312,45 +346,39 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
                 disable=None if world.main else True,
             )
             t_data = time.perf_counter()
-            try:
-                for batch in loader:
-                    t_step = time.perf_counter()
-                    batch = _to_device(batch, device, cfg.channels_last)
-                    losses = train_step(nets, opts, batch, cfg, so)
-                    progress.epoch_iter += 1
-                    progress.total_steps += 1
-                    bar.update()
-                    step = progress.total_steps
-                    if logger is not None and step % cfg.print_freq == 0:
-                        values = {k: float(v) for k, v in losses.items()}
-                        bar.set_postfix({k: f"{values[k]:.3f}" for k in ("G", "D", "D_alpha")})
-                        line = logger.losses(
-                            progress, values, time.perf_counter() - t_step, t_step - t_data
-                        )
-                        if bar.disable:  # no terminal: print the original's loss line
-                            log.info(line)
-                    if logger is not None and step % cfg.display_freq == 0:
-                        logger.samples(progress, nets.G, batch)
-                    if step % cfg.save_latest_freq == 0:
-                        save()
-                    stop = dist.any_rank(world, sigint["stop"], device)
-                    if stop or finished():
-                        break
-                    t_data = time.perf_counter()
-            except RuntimeError:
-                if not sigint["stop"]:  # a data worker killed by Ctrl-C ends the epoch early
-                    raise
-                stop = True
-            finally:
-                bar.close()
-            if stop or finished():
-                break
-            done = progress.epoch
-            progress.epoch += 1
-            progress.epoch_iter = 0
-            save(str(done) if done % cfg.save_epoch_freq == 0 else None)
-            log.info("end of epoch %d / %d, lr %.7f", done, cfg.last_epoch, cfg.lr * factor)
-    if stop or finished():
+            for batch in loader:
+                t_step = time.perf_counter()
+                batch = _to_device(batch, device, cfg.channels_last)
+                losses = train_step(nets, opts, batch, cfg, so)
+                progress.epoch_iter += 1
+                progress.total_steps += 1
+                bar.update()
+                step = progress.total_steps
+                if logger is not None and step % cfg.print_freq == 0:
+                    values = {k: float(v) for k, v in losses.items()}
+                    bar.set_postfix({k: f"{values[k]:.3f}" for k in ("G", "D", "D_alpha")})
+                    line = logger.losses(
+                        progress, values, time.perf_counter() - t_step, t_step - t_data
+                    )
+                    if bar.disable:  # no terminal: print the original's loss line
+                        log.info(line)
+                if logger is not None and step % cfg.display_freq == 0:
+                    logger.samples(progress, nets.G, batch)
+                if step % cfg.save_latest_freq == 0:
+                    save()
+                stop = dist.any_rank(world, sigint["stop"], device)
+                if stop or finished():
+                    break
+                t_data = time.perf_counter()
+            bar.close()
+            if progress.epoch_iter >= steps_per_epoch:  # the epoch is complete
+                done = progress.epoch
+                progress.epoch += 1
+                progress.epoch_iter = 0
+                log.info("end of epoch %d / %d, lr %.7f", done, cfg.last_epoch, cfg.lr * factor)
+                if done % cfg.save_epoch_freq == 0:
+                    save(str(done))
+    if saved_at != progress.total_steps:
         save()
     _check_ranks_agree(world, nets)
     if logger is not None:
@@ -375,9 +403,3 @@ def _check_ranks_agree(world: dist.World, nets: Nets) -> None:
         raise RuntimeError(f"data-parallel ranks diverged: weight checksums {sums}")
     if world.main:
         log.info("weights identical on all %d ranks", world.size)
-
-
-def read_losses(run_dir: Path) -> list[dict]:
-    """The run's metrics.jsonl as a list of records (for tests and comparisons)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
