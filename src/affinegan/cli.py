@@ -158,6 +158,20 @@ def check_main(argv: list[str] | None = None) -> int:
     return main(argv)
 
 
+def evaluate_main(argv: list[str] | None = None) -> int:
+    """SSIM/PSNR, identity (ACD) and intensity fidelity against ground-truth clips."""
+    from .evaluate import main
+
+    return main(argv)
+
+
+def compare_main(argv: list[str] | None = None) -> int:
+    """Two evaluation JSONs side by side."""
+    from .evaluate import compare_main
+
+    return compare_main(argv)
+
+
 def serve_main(argv: list[str] | None = None) -> int:
     """Web demo: photo -> expression video in the browser (pip install 'affinegan[web]')."""
     from .serve import main
@@ -171,6 +185,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "gif": gif_main,
     "synth": synth_main,
     "demo": demo_main,
+    "evaluate": evaluate_main,
+    "compare": compare_main,
     "prepare": prepare_main,
     "check": check_main,
     "serve": serve_main,
