@@ -194,6 +194,7 @@ def _resolve_resume(cfg: TrainConfig) -> TrainConfig:
 
 # Options a resumed run takes from the new command line rather than from its checkpoint.
 RUNTIME_OPTIONS = (
+    "name",
     "niter",
     "niter_decay",
     "max_steps",
