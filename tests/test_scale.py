@@ -11,7 +11,6 @@ import torch
 from tiny import REPO, TINY_FLAGS, random_batch, tiny_config
 
 from affinegan import checkpoint as ckpt
-from affinegan.config import TrainConfig
 from affinegan.data.synthetic import render_dataset
 from affinegan.model import StepOptions, build_nets, build_optimizers, train_step
 from affinegan.train import train
@@ -71,19 +70,7 @@ def test_amp_flag_validated(data, tmp_path):
 
     with pytest.raises(AffineGANError, match="--amp"):
         train(
-            TrainConfig(
-                dataroot=str(data),
-                checkpoints_dir=str(tmp_path),
-                gpu_ids="-1",
-                netG="unet_64",
-                ngf=4,
-                ndf=4,
-                loadSize=64,
-                fineSize=64,
-                amp="fp8",
-                num_threads=0,
-                max_steps=1,
-            )
+            tiny_config(dataroot=str(data), checkpoints_dir=str(tmp_path), amp="fp8", max_steps=1)
         )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny import REPO, TINY_FLAGS
+from tiny import REPO, TINY_FLAGS, tiny_config
 
 from affinegan import checkpoint as ckpt
 from affinegan.cli import main
@@ -32,22 +32,17 @@ def tiny(data: Path, ckdir: Path, **kw) -> TrainConfig:
         dataroot=str(data),
         name="run",
         checkpoints_dir=str(ckdir),
-        gpu_ids="-1",
-        netG="unet_64",
-        ngf=4,
-        ndf=4,
         loadSize=72,
-        fineSize=64,
-        train_imagenum=3,
         niter=2,
         niter_decay=1,
-        num_threads=0,
         print_freq=1,
         display_freq=4,
         save_latest_freq=1000,
         seed=3,
+        noise_std=0.01,
+        no_dropout=False,
     )
-    return TrainConfig(**{**base, **kw})
+    return tiny_config(**{**base, **kw})
 
 
 def weights(run_dir: Path) -> dict[str, dict[str, torch.Tensor]]:
