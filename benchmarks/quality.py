@@ -14,9 +14,10 @@ expressions can train side by side on a small machine).
 Targets checked: Spearman (inferred alpha vs true intensity, per-clip mean) >= 0.9, PSNR with
 oracle alphas >= 25 dB, ACD-i of generated frames <= 1.1 x the ground truth's ACD-i.
 
-``--lambda_order`` (the proposed frame-order hinge on the inferred alphas) and
-``--alpha_d_init pytorch`` (D_alpha with PyTorch's default Linear init) prototype training
-flags by patching the library from outside; docs/results.md has their measured effect.
+``--set lambda_order=10`` trains with the frame-order hinge on the inferred alphas (a
+TrainConfig flag, off by default); ``--alpha_d_init pytorch`` (D_alpha with PyTorch's
+default Linear init) is a prototype patched in from outside. docs/results.md has the
+measured effect of both.
 """
 
 from __future__ import annotations
@@ -58,68 +59,6 @@ def _reinit_alpha_d(nets: Any) -> Any:
         if hasattr(m, "reset_parameters"):
             m.reset_parameters()
     return nets
-
-
-_ORDER: dict[str, Any] = {}  # prototype state: frame indices of the targets being trained
-
-
-def order_hinge(alpha: Any, index: Any, margin: float) -> Any:
-    """Mean over target pairs of one clip with index_j < index_k of relu(a_j - a_k + margin):
-    a later frame of a neutral-to-peak clip should not get a smaller intensity."""
-    import torch
-
-    later = (index[:, None, :] > index[:, :, None]).to(alpha.dtype)  # [n, j, k]: idx_k > idx_j
-    gap = alpha[:, :, None] - alpha[:, None, :] + margin
-    return (torch.relu(gap) * later).sum() / later.sum().clamp(min=1)
-
-
-def _enable_order_loss(weight: float, margin: float) -> None:
-    """Prototype of ``--lambda_order``: add ``weight * order_hinge`` to the generator loss.
-
-    Patched in from outside: the dataset also returns the targets' frame indices (re-drawn
-    from the sample's own seed), and a gradient hook on the inferred alphas adds the hinge's
-    gradient during the generator's backward pass (alpha reaches no other loss there)."""
-    import numpy as np
-    import torch
-
-    from affinegan import model
-    from affinegan import train as train_mod
-    from affinegan.data import dataset
-
-    getitem, step, encode = (
-        dataset.ClipDataset.__getitem__,
-        train_mod.train_step,
-        model.encode_batch,
-    )
-
-    def getitem_with_index(self: Any, index: int) -> dict[str, Any]:
-        sample = getitem(self, index)
-        rng = np.random.default_rng([self.seed, int(self._epoch), index])  # as __getitem__
-        targets = rng.integers(1, len(self.clips[index].frames), size=self.num_targets)
-        sample["B_index"] = torch.from_numpy(targets)
-        return sample
-
-    def train_step(nets: Any, opts: Any, batch: dict[str, Any], *rest: Any) -> Any:
-        _ORDER["index"] = batch["B_index"]
-        return step(nets, opts, batch, *rest)
-
-    def encode_batch(G: Any, A: Any, B: Any) -> Any:
-        enc = encode(G, A, B)
-        if enc.alpha.requires_grad:
-            idx = _ORDER["index"].to(enc.alpha.device)
-
-            def hook(grad: Any) -> Any:
-                a = enc.alpha.detach().requires_grad_()
-                with torch.enable_grad():
-                    (g,) = torch.autograd.grad(weight * order_hinge(a, idx, margin), a)
-                return grad + g
-
-            enc.alpha.register_hook(hook)
-        return enc
-
-    dataset.ClipDataset.__getitem__ = getitem_with_index
-    train_mod.train_step = train_step
-    model.encode_batch = encode_batch
 
 
 def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
@@ -164,8 +103,6 @@ def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
         if a["alpha_d_init"] == "pytorch":
             build = train_mod.build_nets
             train_mod.build_nets = lambda c: _reinit_alpha_d(build(c))
-        if a["lambda_order"] > 0:
-            _enable_order_loss(a["lambda_order"], a["order_margin"])
         t0, c0 = time.perf_counter(), time.process_time()
         train_mod.train(cfg)
         wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
@@ -241,8 +178,6 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="expressions trained side by side")
     ap.add_argument("--set", nargs="*", default=[], help="TrainConfig overrides KEY=VALUE")
     ap.add_argument("--alpha_d_init", choices=("normal", "pytorch"), default="normal")
-    ap.add_argument("--lambda_order", type=float, default=0.0, help="prototype: order loss")
-    ap.add_argument("--order_margin", type=float, default=0.02, help="prototype: its margin")
     ap.add_argument("--tag", default="", help="suffix of the run names (for variants)")
     ap.add_argument("--eval_only", action="store_true", help="evaluate existing runs")
     a = ap.parse_args()

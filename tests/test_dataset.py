@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from affinegan.data.dataset import ClipDataset, ResumableSampler, list_frames, scan_clips
+from affinegan.data.dataset import Clip, ClipDataset, ResumableSampler, list_frames, scan_clips
 from affinegan.data.images import (
     check_image,
     image_to_tensor,
@@ -221,6 +221,24 @@ def test_sample_shapes_ranges_and_binary_masks(tmp_path: Path) -> None:
     masks = torch.cat([sample["mask_A"][None], sample["mask_B"]])
     assert set(masks.unique().tolist()) == {0.0, 1.0}
     assert "mask_A" not in ClipDataset(clips, load_size=20, fine_size=16)[0]
+
+
+def test_sample_names_the_frames_of_its_targets(tmp_path: Path) -> None:
+    """B_index (used by --lambda_order) holds the frame number of each target in B."""
+    clips = scan_clips(make_dataset(tmp_path, {"a": 6}, patch=False))
+    ds = ClipDataset(clips, load_size=16, fine_size=16, num_targets=8, flip=False)
+    sample = ds[0]
+    index = sample["B_index"]
+    assert index.shape == (8,) and index.min() >= 1 and index.max() <= 5
+    for i, frame in enumerate(index.tolist()):
+        alone = ClipDataset(
+            [Clip("a", (clips[0].frames[0], clips[0].frames[frame]), None)],
+            load_size=16,
+            fine_size=16,
+            num_targets=1,
+            flip=False,
+        )[0]
+        assert torch.equal(sample["B"][i], alone["B"][0])
 
 
 def _crop_of(full: np.ndarray, crop: np.ndarray) -> set[tuple[int, int, bool]]:

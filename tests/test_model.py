@@ -10,8 +10,10 @@ from affinegan.model import (
     Optimizers,
     build_nets,
     build_optimizers,
+    encode_batch,
     generator_forward,
     infer_alpha,
+    order_hinge,
     train_step,
 )
 from affinegan.reference import reference_train_step
@@ -135,3 +137,49 @@ def test_a_few_steps_overfit_one_batch():
     for _ in range(40):
         last = train_step(nets, opts, batch, cfg)["G_L1"].item()
     assert last < 0.5 * first
+
+
+def test_order_hinge_by_hand():
+    alpha = torch.tensor([[0.5, 0.1, 0.3, 0.9]])
+    index = torch.tensor([[1, 3, 2, 2]])  # frames 1 < 2 = 2 < 3; the two frame-2 targets: no pair
+    # pairs (earlier, later): (0,1) .4+m, (0,2) .2+m, (0,3) -.4+m, (2,1) .2+m, (3,1) .8+m
+    m = 0.1
+    expect = ((0.4 + m) + (0.2 + m) + 0.0 + (0.2 + m) + (0.8 + m)) / 5
+    torch.testing.assert_close(order_hinge(alpha, index, m), torch.tensor(expect))
+    ordered = torch.tensor([[0.1, 0.2, 0.5]])
+    assert order_hinge(ordered, torch.tensor([[1, 2, 4]]), 0.05).item() == 0.0
+    assert order_hinge(ordered, torch.tensor([[2, 2, 2]]), 0.05).item() == 0.0
+
+
+def test_lambda_order_adds_its_gradient_to_the_generator_only():
+    """With --lambda_order, G's gradient is the original's plus lambda * d(hinge)/d(G)."""
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    nets = build_nets(cfg)
+    for _, net in nets.items():
+        net.double()
+    batch = {k: v.double() for k, v in random_batch().items()}
+    batch["B_index"] = torch.tensor([[3, 1, 2]])
+    runs = {}
+    for weight in (0.0, 10.0):
+        copy_nets = copy.deepcopy(nets)
+        torch.manual_seed(1)
+        cfg_w = tiny_config(lambda_order=weight, order_margin=0.05)
+        losses = train_step(copy_nets, sgd(copy_nets), batch, cfg_w)
+        runs[weight] = (copy_nets, losses)
+    hinge = order_hinge(encode_batch(nets.G, batch["A"], batch["B"]).alpha, batch["B_index"], 0.05)
+    assert hinge.item() > 0 and "G_order" not in runs[0.0][1]
+    torch.testing.assert_close(runs[10.0][1]["G_order"], hinge.detach() * 10)
+    grads = torch.autograd.grad(hinge * 10, list(nets.G.parameters()), allow_unused=True)
+    for p0, p1, g in zip(
+        runs[0.0][0].G.parameters(), runs[10.0][0].G.parameters(), grads, strict=True
+    ):
+        extra = p0 - p1  # lr-1 SGD: the change in the update is the extra gradient
+        torch.testing.assert_close(extra, torch.zeros_like(p0) if g is None else g)
+    for name in ("D", "D_alpha", "D_patch"):
+        for p0, p1 in zip(
+            getattr(runs[0.0][0], name).parameters(),
+            getattr(runs[10.0][0], name).parameters(),
+            strict=True,
+        ):
+            assert torch.equal(p0, p1)

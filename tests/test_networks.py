@@ -61,7 +61,14 @@ def test_generator_shapes_and_inferred_options(netg, size):
     assert out.shape == x.shape and feat.shape == (2, 32, 1, 1)
     assert out.abs().max() <= 1
     opts = infer_generator_options(G.state_dict())
-    assert opts == {"netG": netg, "ngf": 4, "input_nc": 3, "output_nc": 3, "norm": "instance"}
+    assert opts == {
+        "netG": netg,
+        "ngf": 4,
+        "input_nc": 3,
+        "output_nc": 3,
+        "norm": "instance",
+        "blend": False,
+    }
 
 
 def test_encode_once_equals_plain_calls_per_sample_alpha():
@@ -85,6 +92,30 @@ def test_streams_do_not_depend_on_mixing_weights():
     enc = G.encode(x)
     torch.testing.assert_close(f_mix, torch.relu(enc.bottom_base + 0.5 * enc.bottom_res))
     assert not torch.allclose(f_base, f_res)
+
+
+def test_blend_mixes_the_input_by_the_mask():
+    torch.manual_seed(0)
+    plain = Generator("unet_64", ngf=4).eval()
+    G = Generator("unet_64", ngf=4, blend=True).eval()
+    sd = G.state_dict()
+    assert set(sd) - set(plain.state_dict()) == {"model.up_mask.weight", "model.up_mask.bias"}
+    assert infer_generator_options(sd)["blend"] is True
+    G.load_state_dict({**plain.state_dict(), **{k: sd[k] for k in sd if "up_mask" in k}})
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    alphas = torch.tensor([0.0, 0.7])
+    with torch.no_grad():
+        mask_logit = G.model.up_mask.bias
+        mask_logit.fill_(-40.0)  # mask 0: the input comes through unchanged
+        torch.testing.assert_close(G.decode(G.encode(x), 1.0, alphas), x)
+        mask_logit.fill_(40.0)  # mask 1: the plain generator's output
+        expect = plain.decode(plain.encode(x), 1.0, alphas)
+        torch.testing.assert_close(G.decode(G.encode(x), 1.0, alphas), expect)
+        mask_logit.fill_(0.0)
+        out, _ = G(x, 1.0, 0.5)
+    assert out.abs().max() <= 1
+    with pytest.raises(ValueError, match="--blend"):
+        Generator("unet_64", ngf=4, output_nc=1, blend=True)
 
 
 def test_training_noise_only_in_training_mode():

@@ -118,6 +118,7 @@ def infer_generator_options(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
         "input_nc": first.shape[1],
         "output_nc": last.shape[1],
         "norm": norm,
+        "blend": "model.up_mask.weight" in sd,
     }
 
 

@@ -61,6 +61,11 @@ class ModelOptions:
     input_nc: int = _opt(3, "image channels in")
     output_nc: int = _opt(3, "image channels out")
     noise_std: float = _opt(0.01, "std of the Gaussian noise added to mixed features in training")
+    blend: bool = _opt(
+        False,
+        "output a mask too and blend the generated image with the input "
+        "(not in the original; off by default; docs/results.md)",
+    )
 
     def generator_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``networks.Generator`` (stored in checkpoints)."""
@@ -72,6 +77,7 @@ class ModelOptions:
             "norm": self.norm,
             "dropout": not self.no_dropout,
             "noise_std": self.noise_std,
+            "blend": self.blend,
         }
 
 
@@ -97,6 +103,12 @@ class TrainConfig(ModelOptions):
     lambda_L1: float = _opt(100.0, "weight of L1(fake, real)")
     lambda_A: float = _opt(100.0, "weight of the alpha-adversarial loss")
     lambda_rec: float = _opt(10.0, "weight of L1(reconstruction, real) (hard-coded 10 in original)")
+    lambda_order: float = _opt(
+        0.0,
+        "weight of a hinge that asks later frames of a clip for larger alphas "
+        "(not in the original; 0 = off; docs/results.md)",
+    )
+    order_margin: float = _opt(0.02, "margin of the --lambda_order hinge")
     train_imagenum: int = _opt(5, "K: target frames drawn per clip per step")
     continue_train: bool = _opt(False, "resume the run from its latest checkpoint")
     epoch_count: int = _opt(1, "starting epoch (resuming original weights)")

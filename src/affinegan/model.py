@@ -108,6 +108,18 @@ def infer_alpha(f0: torch.Tensor, fr: torch.Tensor, fk: torch.Tensor) -> torch.T
     return ((fk - f0) * fr).sum(-1).abs() / (fr.flatten(1).norm(dim=1, keepdim=True) + 1e-6)
 
 
+def order_hinge(alpha: torch.Tensor, index: torch.Tensor, margin: float) -> torch.Tensor:
+    """Mean over target pairs of a clip with frame_j < frame_k of relu(alpha_j - alpha_k + margin).
+
+    Not in the original (``--lambda_order``, default off): every training clip runs from neutral
+    to peak, so a later frame should not get a smaller intensity; the original's losses leave
+    the order of the alphas unconstrained. alpha, index: (N, K); pairs of equal frames skipped.
+    """
+    later = (index[:, None, :] > index[:, :, None]).to(alpha.dtype)  # [n, j, k]: k after j
+    gap = alpha[:, :, None] - alpha[:, None, :] + margin
+    return (torch.relu(gap) * later).sum() / later.sum().clamp(min=1)
+
+
 def gan_loss(pred: torch.Tensor, real: bool, lsgan: bool) -> torch.Tensor:
     """BCE on sigmoid outputs (original default) or least squares, against all-real/all-fake.
 
@@ -230,8 +242,8 @@ def train_step(
     n, k = B.shape[:2]
     with so.autocast(A.device):
         enc = encode_batch(G, A, B)
-        leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_())
-        leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_())
+        leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
+        leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_(t.requires_grad))
         fake = decode_fakes(G, leaf_a, enc.alpha)
     real, cond = B.flatten(0, 1), repeat_each(A, k)
     losses: dict[str, torch.Tensor] = {}
@@ -284,6 +296,12 @@ def train_step(
     with so.autocast(A.device):
         pred_alpha = nets.D_alpha(enc.alpha)
     g_alpha = gan_loss(pred_alpha, True, lsgan) * cfg.lambda_A
+    loss_alpha = g_alpha / k
+    if cfg.lambda_order > 0:
+        a32 = enc.alpha.to(torch.promote_types(enc.alpha.dtype, torch.float32))
+        g_order = order_hinge(a32, batch["B_index"], cfg.order_margin)
+        losses["G_order"] = (g_order * cfg.lambda_order).detach()
+        loss_alpha = loss_alpha + g_order * cfg.lambda_order
     pairs = [
         (t, leaf.grad)
         for t, leaf in zip(
@@ -293,7 +311,7 @@ def train_step(
         )
         if leaf.grad is not None
     ]
-    roots = [so.scale(g_alpha / k)] + [t for t, _ in pairs]
+    roots = [so.scale(loss_alpha)] + [t for t, _ in pairs]
     torch.autograd.backward(roots, [None] + [g for _, g in pairs])
     so.step(G, opts.G)
     for net in frozen:
@@ -302,7 +320,7 @@ def train_step(
         so.scaler.update()
 
     losses.update(
-        G=(loss_fake + g_rec + g_alpha / k).detach(),
+        G=(loss_fake + g_rec + loss_alpha).detach(),
         G_GAN_D1=g_gan.detach(),
         G_L1=g_l1.detach(),
         img_recons=g_rec.detach(),

@@ -53,6 +53,7 @@ class UnetLevel(nn.Module):
         outermost: bool = False,
         norm: str = "instance",
         dropout: bool = False,
+        blend: bool = False,
     ) -> None:
         super().__init__()
         input_nc = outer_nc if input_nc is None else input_nc
@@ -74,6 +75,8 @@ class UnetLevel(nn.Module):
             self.up_all = nn.Sequential(
                 nn.ReLU(), nn.ConvTranspose2d(up_in, outer_nc, 4, 2, 1), nn.Tanh()
             )
+            if blend:  # --blend: one more map, the mask that mixes the output with the input
+                self.up_mask = nn.ConvTranspose2d(up_in, 1, 4, 2, 1)
         else:
             up = [nn.ReLU(), nn.ConvTranspose2d(up_in, outer_nc, 4, 2, 1, bias=bias)]
             up.append(_norm(norm, outer_nc))
@@ -89,26 +92,29 @@ class Encoding:
 
     ``skips_*[i]`` is the input of inner level i+1 (outermost first); ``bottom_*`` is the
     innermost down output before mixing. ``res`` parts are None for a base-only encoding.
+    ``image`` is the encoded image itself, which a ``--blend`` generator mixes into its output.
     """
 
     skips_base: list[torch.Tensor]
     skips_res: list[torch.Tensor] | None
     bottom_base: torch.Tensor
     bottom_res: torch.Tensor | None
+    image: torch.Tensor | None = None
 
     def tensors(self) -> list[torch.Tensor]:
-        """Every tensor of the encoding, in a fixed order."""
+        """Every tensor the encoders computed, in a fixed order (the image is not one)."""
         res = (self.skips_res or []) + ([self.bottom_res] if self.bottom_res is not None else [])
         return [*self.skips_base, self.bottom_base, *res]
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Encoding:
-        """The same encoding with ``fn`` applied to every tensor."""
+        """The same encoding with ``fn`` applied to every tensor, the image included."""
         res = self.skips_res
         return Encoding(
             [fn(s) for s in self.skips_base],
             None if res is None else [fn(s) for s in res],
             fn(self.bottom_base),
             None if self.bottom_res is None else fn(self.bottom_res),
+            None if self.image is None else fn(self.image),
         )
 
     def repeat_each(self, k: int) -> Encoding:
@@ -122,7 +128,13 @@ def repeat_each(t: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class Generator(nn.Module):
-    """Two-stream U-Net. ``G(x, b, t)`` returns ``(image, feature)`` like the original."""
+    """Two-stream U-Net. ``G(x, b, t)`` returns ``(image, feature)`` like the original.
+
+    ``blend=True`` (not in the original) adds a mask map ``m`` at the output and returns
+    ``m * tanh(out) + (1 - m) * x``: pixels the expression leaves alone can be copied from the
+    input instead of re-synthesised, which a small, briefly trained decoder does poorly
+    (docs/results.md). Its weights add the key ``model.up_mask``; the others are unchanged.
+    """
 
     def __init__(
         self,
@@ -133,6 +145,7 @@ class Generator(nn.Module):
         norm: str = "instance",
         dropout: bool = True,
         noise_std: float = 0.01,
+        blend: bool = False,
     ) -> None:
         super().__init__()
         num_downs = UNET_DEPTHS[canonical_netg(netG)]
@@ -141,7 +154,12 @@ class Generator(nn.Module):
             level = UnetLevel(ngf * 8, ngf * 8, sub=level, norm=norm, dropout=dropout)
         for mult in (4, 2, 1):
             level = UnetLevel(ngf * mult, ngf * mult * 2, sub=level, norm=norm)
-        self.model = UnetLevel(output_nc, ngf, input_nc=input_nc, sub=level, outermost=True)
+        if blend and input_nc != output_nc:
+            raise ValueError("--blend needs as many output as input channels")
+        self.model = UnetLevel(
+            output_nc, ngf, input_nc=input_nc, sub=level, outermost=True, blend=blend
+        )
+        self.blend = blend
         self.noise_std = noise_std
         levels = [self.model]
         while levels[-1].sub is not None:
@@ -160,7 +178,7 @@ class Generator(nn.Module):
             xb = level.down_base(xb)
             if xr is not None:
                 xr = level.down_res(xr)
-        return Encoding(skips_b, skips_r if residual else None, xb, xr)
+        return Encoding(skips_b, skips_r if residual else None, xb, xr, x)
 
     def _mix(
         self, base: torch.Tensor, res: torch.Tensor | None, b: torch.Tensor, t: torch.Tensor | None
@@ -210,8 +228,13 @@ class Generator(nn.Module):
         h = self._levels[-1].up_all(f)
         for i in range(len(self._levels) - 1, 0, -1):
             res = None if enc.skips_res is None else enc.skips_res[i - 1]
-            s = self._mix(enc.skips_base[i - 1], res, b_, t_)
-            h = self._levels[i - 1].up_all(torch.cat([s, h], 1))
+            x = torch.cat([self._mix(enc.skips_base[i - 1], res, b_, t_), h], 1)
+            h = self._levels[i - 1].up_all(x)
+        if self.blend:
+            if enc.image is None:
+                raise ValueError("a --blend generator needs the encoded image in its Encoding")
+            m = torch.sigmoid(self.model.up_mask(torch.relu(x)))
+            h = m * h + (1 - m) * enc.image
         return (h, torch.relu(f)) if return_feature else h
 
     def forward(

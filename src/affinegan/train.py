@@ -65,6 +65,10 @@ def _check_config(cfg: TrainConfig) -> None:
     for flag in ("print_freq", "display_freq", "save_latest_freq", "save_epoch_freq"):
         if getattr(cfg, flag) < 1:
             raise AffineGANError(f"--{flag} must be at least 1")
+    if cfg.blend and cfg.input_nc != cfg.output_nc:
+        raise AffineGANError("--blend needs --input_nc equal to --output_nc")
+    if cfg.lambda_order < 0:
+        raise AffineGANError(f"--lambda_order {cfg.lambda_order}: expected a weight >= 0")
     if cfg.fineSize > cfg.loadSize:
         raise AffineGANError(f"--fineSize {cfg.fineSize} is larger than --loadSize {cfg.loadSize}")
     choices = {"norm": NORMS, "init_type": INIT_TYPES, "netD": ("basic", "n_layers")}

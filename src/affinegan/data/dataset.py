@@ -246,7 +246,12 @@ class ClipDataset(torch.utils.data.Dataset):
         picks = [0, *targets.tolist()]
 
         images = self._stack([clip.frames[i] for i in picks], x, y, flip, mask=False)
-        sample: dict[str, torch.Tensor | str] = {"A": images[0], "B": images[1:], "clip": clip.name}
+        sample: dict[str, torch.Tensor | str] = {
+            "A": images[0],
+            "B": images[1:],
+            "B_index": torch.from_numpy(targets),  # frame numbers of the targets
+            "clip": clip.name,
+        }
         if self.use_patch:
             masks = (
                 self._stack([clip.masks[i] for i in picks], x, y, flip, mask=True) >= 0.5
