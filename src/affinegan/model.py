@@ -3,8 +3,9 @@
 Per clip: f0 = f(A; 1, 0), fr = f(A; 0, 1), fk = f(B_k; 1, 0) and
 ``alpha_k = |<fk - f0, fr>| / (||fr|| + 1e-6)``; fake_k = G(A; 1, alpha_k), rec_k = G(B_k; 1, 0).
 The original ran 2 + 2K full generator calls for this. Here A is encoded once (both streams),
-the K targets once as a batch (base stream only), and fakes and reconstructions are decoded
-together in one batch; the math, including where gradients flow, is unchanged.
+the K targets once as a batch (base stream only), and the fakes and the reconstructions are
+each decoded as one batch (both in a single batch when they are small); the math, including
+where gradients flow, is unchanged.
 """
 
 from __future__ import annotations
@@ -189,6 +190,28 @@ def decode_recs(G: Generator, enc_b: Encoding) -> torch.Tensor:
     return G.decode(enc_b, 1.0, None)
 
 
+# Above this many decoded elements x ngf, fakes and reconstructions are decoded one after the
+# other, each graph freed by its own backward (memory-bound: the paper config peaks at 0.55x
+# the original's memory); at or below it, as one batch, which saves per-call overhead where the
+# step is overhead-bound (small images and widths). docs/performance.md has both measured.
+JOINT_DECODE_MAX = 2**22
+
+
+def decode_jointly(B: torch.Tensor, ngf: int) -> bool:
+    """Whether ``train_step`` decodes fakes and reconstructions of targets ``B`` as one batch."""
+    return B[:, :, 0].numel() * ngf <= JOINT_DECODE_MAX
+
+
+def decode_fakes_and_recs(
+    G: Generator, enc_a: Encoding, enc_b: Encoding, alpha: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``decode_fakes`` and ``decode_recs`` in one batch (a rec is a t = 0 decode)."""
+    k = alpha.shape[1]
+    t = torch.cat([alpha.detach().flatten(), alpha.new_zeros(len(enc_b.bottom_base))])
+    fake, rec = G.decode(enc_a.repeat_each(k).join(enc_b), 1.0, t).split(alpha.numel())
+    return fake, rec
+
+
 @dataclass
 class Forward:
     """Everything one generator pass produces (for samples and tests)."""
@@ -232,9 +255,10 @@ def train_step(
 ) -> dict[str, torch.Tensor]:
     """One iteration in the original's order: D_alpha, D, D_patch, then G.
 
-    Memory: the decoders run on detached copies of the encodings, so each decoder's graph is
-    freed by its own backward (fakes, then reconstructions) and the encoders receive the summed
-    gradient once at the end. The gradients are the same sums the original formed.
+    Memory: the decoders run on detached copies of the encodings, so (above
+    ``JOINT_DECODE_MAX``) each decoder's graph is freed by its own backward (fakes, then
+    reconstructions) and the encoders receive the summed gradient once at the end. The
+    gradients are the same sums the original formed.
     Returns detached losses (no host sync here; read them only when printing).
     """
     so = so or StepOptions()
@@ -244,7 +268,10 @@ def train_step(
         enc = encode_batch(G, A, B)
         leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
         leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_(t.requires_grad))
-        fake = decode_fakes(G, leaf_a, enc.alpha)
+        if decode_jointly(B, cfg.ngf):
+            fake, rec = decode_fakes_and_recs(G, leaf_a, leaf_b, enc.alpha)
+        else:
+            fake, rec = decode_fakes(G, leaf_a, enc.alpha), None
     real, cond = B.flatten(0, 1), repeat_each(A, k)
     losses: dict[str, torch.Tensor] = {}
 
@@ -288,11 +315,14 @@ def train_step(
         g_patch = gan_loss(pred_patch, True, lsgan)
         loss_fake = loss_fake + g_patch
         losses["G_GAN_patch"] = g_patch.detach()
-    so.scale(loss_fake).backward()
-    with so.autocast(A.device):
-        rec = decode_recs(G, leaf_b)
+    pending = loss_fake
+    if rec is None:  # decoded one after the other: free the fakes' graph before the recs'
+        so.scale(loss_fake).backward()
+        pending = torch.zeros_like(loss_fake)
+        with so.autocast(A.device):
+            rec = decode_recs(G, leaf_b)
     g_rec = F.l1_loss(rec.to(real.dtype), real) * cfg.lambda_rec
-    so.scale(g_rec).backward()
+    so.scale(pending + g_rec).backward()
     with so.autocast(A.device):
         pred_alpha = nets.D_alpha(enc.alpha)
     g_alpha = gan_loss(pred_alpha, True, lsgan) * cfg.lambda_A

@@ -117,6 +117,28 @@ class Encoding:
             None if self.image is None else fn(self.image),
         )
 
+    def join(self, other: Encoding) -> Encoding:
+        """This batch followed by ``other``'s. A base-only ``other`` gets zero residuals, which
+        decode exactly like its ``t = 0``; ``self`` must carry both streams."""
+        if self.skips_res is None or self.bottom_res is None:
+            raise ValueError("join() needs a first encoding with both streams")
+
+        def res(t: torch.Tensor, o: torch.Tensor | None) -> torch.Tensor:
+            zero = t.new_zeros((len(other.bottom_base), *t.shape[1:]))
+            return torch.cat([t, zero if o is None else o])
+
+        other_res = other.skips_res or [None] * len(self.skips_res)
+        image = None
+        if self.image is not None and other.image is not None:
+            image = torch.cat([self.image, other.image])
+        return Encoding(
+            [torch.cat([s, o]) for s, o in zip(self.skips_base, other.skips_base, strict=True)],
+            [res(s, o) for s, o in zip(self.skips_res, other_res, strict=True)],
+            torch.cat([self.bottom_base, other.bottom_base]),
+            res(self.bottom_res, other.bottom_res),
+            image,
+        )
+
     def repeat_each(self, k: int) -> Encoding:
         """Each sample k times in a row: one face decoded at its k target intensities."""
         return self.map(lambda t: repeat_each(t, k))
