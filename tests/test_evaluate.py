@@ -4,8 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny import tiny_config
 
-from affinegan.config import GenerateConfig, TrainConfig
+from affinegan.config import GenerateConfig
 from affinegan.data.synthetic import render_dataset
 from affinegan.errors import AffineGANError
 from affinegan.evaluate import EvalConfig, compare_main, evaluate, main
@@ -20,24 +21,19 @@ def run(tmp_path_factory) -> tuple[Path, Path]:
     data = render_dataset(
         root / "data", "smile", clips=2, test_clips=2, size=64, seed=2, min_frames=4, max_frames=6
     )
-    cfg = TrainConfig(
+    cfg = tiny_config(
         dataroot=str(data),
         name="tiny",
         checkpoints_dir=str(root / "ck"),
-        gpu_ids="-1",
-        netG="unet_64",
-        ngf=4,
-        ndf=4,
-        loadSize=64,
-        fineSize=64,
         train_imagenum=2,
         niter=2,
         niter_decay=0,
         max_steps=3,
-        num_threads=0,
         no_html=True,
         print_freq=100,
         save_latest_freq=1000,
+        noise_std=0.01,
+        no_dropout=False,
     )
     train(cfg)
     return data, root

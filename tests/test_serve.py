@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tiny import tiny_config
 
-from affinegan.config import TrainConfig
 from affinegan.data.images import load_input_image
 from affinegan.data.synthetic import render_dataset, render_face
 from affinegan.errors import AffineGANError
@@ -50,20 +50,15 @@ def checkpoints(tmp_path_factory) -> Path:
     """A two-step unet_64 model: enough to exercise every path, not to look like anything."""
     root = tmp_path_factory.mktemp("serve")
     data = render_dataset(root / "data", "smile", clips=2, test_clips=1, size=64, max_frames=8)
-    cfg = TrainConfig(
+    cfg = tiny_config(
         dataroot=str(data),
         name="tiny_smile",
         checkpoints_dir=str(root / "checkpoints"),
-        netG="unet_64",
-        ngf=4,
-        ndf=4,
-        loadSize=64,
-        fineSize=64,
         train_imagenum=2,
         max_steps=2,
-        num_threads=0,
-        gpu_ids="-1",
         display_freq=1000,
+        noise_std=0.01,
+        no_dropout=False,
     )
     train(cfg)
     return root / "checkpoints"
