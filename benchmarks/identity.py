@@ -6,7 +6,8 @@ For photos without ground-truth frames (e.g. the ``test`` split of the shared ex
 ``affinegan evaluate`` has nothing to compare against: each photo is animated at
 ``alpha = linspace(0, 1, frames)`` and the script prints ACD-i (each generated frame after the
 first vs the input, dlib embeddings), ACD-c (all pairs of generated frames), how many frames had
-no detected face, and the frame-to-frame change (mean / max, grey levels).
+no detected face, and the frame-to-frame change (mean / max, grey levels). Dropout is off
+(as ``affinegan generate`` by default and ``generate.py --eval``).
 """
 
 from __future__ import annotations
@@ -14,17 +15,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from affinegan.data.images import load_input_image
+from affinegan.data.images import load_input_image, tensor_to_uint8
 from affinegan.evaluate import face_embedding
 from affinegan.generate import animate, load_generator
 from affinegan.metrics import acd_c, acd_i, smoothness
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
 
 
 def main() -> None:
@@ -33,6 +29,8 @@ def main() -> None:
     ap.add_argument("photos", type=Path, nargs="+")
     ap.add_argument("--frames", type=int, default=20)
     a = ap.parse_args()
+    if a.frames < 2:
+        ap.error("--frames must be at least 2")
     model = load_generator(a.run)
     model.G.eval()
     alphas = [i / (a.frames - 1) for i in range(a.frames)]
@@ -44,7 +42,7 @@ def main() -> None:
             frames = animate(model.G, x, alphas)
         emb = [face_embedding(f) for f in frames[1:]]
         found = [e for e in emb if e is not None]
-        e_in = face_embedding(to_uint8(x))
+        e_in = face_embedding(tensor_to_uint8(x))
         di = acd_i(found, e_in) if e_in is not None else None
         s = smoothness(frames)
         print(

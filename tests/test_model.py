@@ -47,13 +47,23 @@ def test_alpha_of_a_mixed_code_recovers_the_mix():
     torch.testing.assert_close(infer_alpha(f0, fr, fk), torch.tensor([[0.4]]), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("lsgan,joint", [(False, True), (True, True), (False, False)])
-def test_fast_step_equals_reference_path(lsgan, joint, monkeypatch):
+@pytest.mark.parametrize(
+    "lsgan,joint,blend",
+    [
+        (False, True, False),
+        (True, True, False),
+        (False, False, False),
+        (False, True, True),
+        (False, False, True),
+    ],
+)
+def test_fast_step_equals_reference_path(lsgan, joint, blend, monkeypatch):
     """Both decode schedules (one batch; fakes then recs) give the original's gradients."""
     if not joint:
         monkeypatch.setattr(model, "JOINT_DECODE_MAX", 0)
-    cfg = tiny_config(lsgan=lsgan)
-    assert model.decode_jointly(torch.zeros(1, K, 3, 64, 64), cfg.ngf) is joint
+    cfg = tiny_config(lsgan=lsgan, blend=blend)
+    assert model.decode_jointly(torch.zeros(1, K, 3, 64, 64), cfg) is joint
+    assert not model.decode_jointly(torch.zeros(1, K, 3, 64, 64), tiny_config(norm="batch"))
     torch.manual_seed(0)
     nets = build_nets(cfg)
     for _, net in nets.items():  # float64, so the comparison tests the math, not rounding order

@@ -197,9 +197,12 @@ def decode_recs(G: Generator, enc_b: Encoding) -> torch.Tensor:
 JOINT_DECODE_MAX = 2**22
 
 
-def decode_jointly(B: torch.Tensor, ngf: int) -> bool:
-    """Whether ``train_step`` decodes fakes and reconstructions of targets ``B`` as one batch."""
-    return B[:, :, 0].numel() * ngf <= JOINT_DECODE_MAX
+def decode_jointly(B: torch.Tensor, cfg: TrainConfig) -> bool:
+    """Whether ``train_step`` decodes fakes and reconstructions of targets ``B`` as one batch.
+
+    Never with ``--norm batch``: its statistics would then pool fakes and reconstructions.
+    """
+    return cfg.norm != "batch" and B[:, :, 0].numel() * cfg.ngf <= JOINT_DECODE_MAX
 
 
 def decode_fakes_and_recs(
@@ -268,7 +271,7 @@ def train_step(
         enc = encode_batch(G, A, B)
         leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
         leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_(t.requires_grad))
-        if decode_jointly(B, cfg.ngf):
+        if decode_jointly(B, cfg):
             fake, rec = decode_fakes_and_recs(G, leaf_a, leaf_b, enc.alpha)
         else:
             fake, rec = decode_fakes(G, leaf_a, enc.alpha), None
@@ -297,8 +300,8 @@ def train_step(
         fl, rl = _d_step(nets.D_patch, opts.D_patch, patch, lsgan, so)
         losses["D_fake_patch"], losses["D_real_patch"], losses["D_patch"] = fl, rl, (fl + rl) * 0.5
 
-    # 4. G against the just-updated, frozen discriminators; three backward passes whose
-    # gradients add up to that of the original's single loss.
+    # 4. G against the just-updated, frozen discriminators; backward passes (decoders, then
+    # encoders) whose gradients add up to that of the original's single loss.
     frozen = (nets.D, nets.D_alpha, nets.D_patch)
     for net in frozen:
         set_requires_grad(net, False)
@@ -315,14 +318,15 @@ def train_step(
         g_patch = gan_loss(pred_patch, True, lsgan)
         loss_fake = loss_fake + g_patch
         losses["G_GAN_patch"] = g_patch.detach()
-    pending = loss_fake
     if rec is None:  # decoded one after the other: free the fakes' graph before the recs'
         so.scale(loss_fake).backward()
-        pending = torch.zeros_like(loss_fake)
         with so.autocast(A.device):
             rec = decode_recs(G, leaf_b)
-    g_rec = F.l1_loss(rec.to(real.dtype), real) * cfg.lambda_rec
-    so.scale(pending + g_rec).backward()
+        g_rec = F.l1_loss(rec.to(real.dtype), real) * cfg.lambda_rec
+        so.scale(g_rec).backward()
+    else:
+        g_rec = F.l1_loss(rec.to(real.dtype), real) * cfg.lambda_rec
+        so.scale(loss_fake + g_rec).backward()
     with so.autocast(A.device):
         pred_alpha = nets.D_alpha(enc.alpha)
     g_alpha = gan_loss(pred_alpha, True, lsgan) * cfg.lambda_A

@@ -200,7 +200,7 @@ class Generator(nn.Module):
             xb = level.down_base(xb)
             if xr is not None:
                 xr = level.down_res(xr)
-        return Encoding(skips_b, skips_r if residual else None, xb, xr, x)
+        return Encoding(skips_b, skips_r if residual else None, xb, xr, x if self.blend else None)
 
     def _mix(
         self, base: torch.Tensor, res: torch.Tensor | None, b: torch.Tensor, t: torch.Tensor | None
