@@ -39,15 +39,19 @@ def run(tmp_path_factory) -> tuple[Path, Path]:
     return data, root
 
 
-def _cfg(data: Path, root: Path, **kw) -> EvalConfig:
-    base = dict(
+def _paths(data: Path, root: Path) -> dict:
+    """The options evaluate and generate share for the tiny run."""
+    return dict(
         dataroot=str(data),
         name="tiny",
         checkpoints_dir=str(root / "ck"),
         results_dir=str(root / "results"),
         gpu_ids="-1",
     )
-    return EvalConfig(**{**base, **kw})
+
+
+def _cfg(data: Path, root: Path, **kw) -> EvalConfig:
+    return EvalConfig(**{**_paths(data, root), **kw})
 
 
 def test_evaluate_writes_reports_with_every_metric(run, capsys):
@@ -83,11 +87,7 @@ def test_evaluate_writes_reports_with_every_metric(run, capsys):
 def test_evaluate_reads_frames_generate_wrote(run):
     data, root = run
     gen = GenerateConfig(
-        dataroot=str(data),
-        name="tiny",
-        checkpoints_dir=str(root / "ck"),
-        results_dir=str(root / "results"),
-        gpu_ids="-1",
+        **_paths(data, root),
         eval=True,
         num_frames=9,
     )
