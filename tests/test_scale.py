@@ -121,3 +121,35 @@ def test_torchrun_two_cpu_ranks(data, tmp_path):
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]  # one writer: every step logged once
     assert (run / "latest_net_G.pth").is_file()
+
+
+_SHUTDOWN_PROBE = """
+import json, os, sys, time, torch
+from affinegan import distributed
+world = distributed.init("cpu")
+torch.optim.Adam(torch.nn.Linear(2, 2).parameters())  # imports torch._dynamo
+distributed.shutdown(world)
+time.sleep(0.2)
+names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+gloo = sorted(n for n in names if "gloo" in n)
+open(os.path.join(sys.argv[1], f"rank{world.rank}.json"), "w").write(json.dumps(gloo))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_shutdown_stops_the_gloo_threads(tmp_path):
+    # Threads left running at exit make a finished rank abort now and then (SIGABRT).
+    script = tmp_path / "probe.py"
+    script.write_text(_SHUTDOWN_PROBE)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    proc = subprocess.run(
+        [*cmd, "--nproc_per_node", "2", str(script), str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == []

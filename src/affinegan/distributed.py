@@ -39,6 +39,11 @@ def init(device_type: str) -> World:
     if size <= 1:
         return World()
     if not dist.is_initialized():
+        # torch 2.13: when torch._dynamo (imported by the first optimizer) is first imported
+        # after the group exists, destroy_process_group() leaves gloo's threads running and the
+        # process can abort at exit ("terminate called without an active exception").
+        import torch._dynamo  # noqa: F401
+
         backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
