@@ -6,6 +6,10 @@
 For each config the same networks (same seed) and the same inputs go through
 (a) ``model.train_step`` / ``generate.animate`` and (b) ``reference.reference_train_step`` /
 ``reference.reference_frames`` (12 full generator calls per iteration, one per frame).
+The "iteration + data" rows add loading the sample from image files, as a training run does:
+a synthetic dataset of 256 px PNG frames and masks (the size ``affinegan prepare`` writes),
+read by ``ClipDataset`` in the main process, which decodes and resizes every file at every step
+for (b), as the original does, and keeps decoded frames in its cache for (a).
 Each measurement runs in a fresh process. Warm-up runs are excluded; times are medians. Peak
 memory is what one run adds on top of the warmed-up process (parameters, gradients and
 optimiser state excluded): the activations and temporaries of the path itself. FLOPs come
@@ -15,14 +19,19 @@ from torch's FlopCounterMode; the machine's matmul peak from a large float32 mat
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing as mp
 import os
 import platform
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
+
+from affinegan.data.synthetic import render_dataset
 
 CONFIGS = {
     "small": dict(netG="unet_64", ngf=16, ndf=16, fineSize=64),
@@ -30,6 +39,7 @@ CONFIGS = {
 }
 K = 5
 FRAMES = 20
+TASKS = {"train": "iteration", "data": "iteration + data", "video": f"{FRAMES}-frame video"}
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
 
 
@@ -76,7 +86,34 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _measure(name: str, path: str, task: str, device: str, repeats: int, threads: int, q) -> None:
+def _loader(cfg, data: str, cached: bool, device: str):
+    """Samples read from ``data`` clip after clip, epoch after epoch; batches of one."""
+    from torch.utils.data import default_collate
+
+    from affinegan.data.dataset import ClipDataset, scan_clips
+
+    clips = scan_clips(Path(data), "train", use_patch=True, min_frames=2)
+    ds = ClipDataset(
+        clips, cfg.loadSize, cfg.fineSize, K, use_patch=True, cache_mb=512 if cached else 0
+    )
+
+    def samples():
+        for epoch in itertools.count(1):
+            ds.set_epoch(epoch)
+            for i in range(len(ds)):
+                batch = default_collate([ds[i]])
+                yield {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
+
+    it = samples()
+    if cached:  # the steady state of a long run: every frame decoded once
+        for _ in range(20 * len(ds)):
+            next(it)
+    return it
+
+
+def _measure(
+    name: str, path: str, task: str, device: str, repeats: int, threads: int, data: str, q
+) -> None:
     """Child process: time one (config, path, task) and count its FLOPs, or (repeats == 0)
     measure the memory one run adds on top of the warmed-up process."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -93,6 +130,12 @@ def _measure(name: str, path: str, task: str, device: str, repeats: int, threads
 
         def run():
             return step(nets, opts, batch, cfg)
+    elif task == "data":
+        step = train_step if path == "project" else reference_train_step
+        samples = _loader(cfg, data, path == "project", device)
+
+        def run():
+            return step(nets, opts, next(samples), cfg)
     else:
         nets.G.eval()
         x = batch["A"]
@@ -132,24 +175,29 @@ def _measure(name: str, path: str, task: str, device: str, repeats: int, threads
     )
 
 
-def _child(name: str, path: str, task: str, device: str, repeats: int, threads: int) -> dict:
+def _child(
+    name: str, path: str, task: str, device: str, repeats: int, threads: int, data: str
+) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_measure, args=(name, path, task, device, repeats, threads, q))
+    args = (name, path, task, device, repeats, threads, data, q)
+    p = ctx.Process(target=_measure, args=args)
     p.start()
     result = q.get()
     p.join()
     return result
 
 
-def measure(name: str, path: str, task: str, device: str, repeats: int, threads: int) -> dict:
+def measure(
+    name: str, path: str, task: str, device: str, repeats: int, threads: int, data: str
+) -> dict:
     """Timing and FLOPs in one fresh process; memory in another whose large allocations go
     straight to and from the OS (glibc mmap), so its resident-set peak is the live peak."""
-    result = _child(name, path, task, device, repeats, threads)
+    result = _child(name, path, task, device, repeats, threads, data)
     saved = {k: os.environ.get(k) for k in MALLOC_ENV}
     os.environ.update(MALLOC_ENV)
     try:
-        result.update(_child(name, path, task, device, 0, threads))
+        result.update(_child(name, path, task, device, 0, threads, data))
     finally:
         for k, v in saved.items():
             if v is None:
@@ -191,29 +239,31 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--tasks", default=",".join(TASKS), help=f"any of {','.join(TASKS)}")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
     peak = matmul_peak_gflops(a.device, a.threads)
     print(f"machine: {machine(a.device, a.threads)}; matmul peak {peak:.0f} GFLOP/s\n")
     rows, results = [], {}
-    for name in a.configs.split(","):
-        for task in ("train", "video"):
-            r = {
-                p: measure(name, p, task, a.device, a.repeats, a.threads)
-                for p in ("reference", "project")
-            }
-            results[f"{name}/{task}"] = r
-            ref, ours = r["reference"], r["project"]
-            rate = ours["gflop"] / ours["median_s"]
-            mem = ours["peak_mb"] / max(ref["peak_mb"], 1e-9)
-            what = "iteration" if task == "train" else f"{FRAMES}-frame video"
-            rows.append(
-                f"| {name} | {what} | {ref['median_s']:.3f} | {ours['median_s']:.3f} "
-                f"| **{ref['median_s'] / ours['median_s']:.2f}x** "
-                f"| {ref['gflop']:.1f} / {ours['gflop']:.1f} | {rate:.0f} ({rate / peak:.0%}) "
-                f"| {ref['peak_mb']:.0f} / {ours['peak_mb']:.0f} ({mem:.2f}x) |"
-            )
-            print(rows[-1], flush=True)
+    with tempfile.TemporaryDirectory(prefix="affinegan-speed-") as tmp:
+        data = str(render_dataset(Path(tmp), "smile", clips=8, test_clips=0, size=256))
+        for name in a.configs.split(","):
+            for task in a.tasks.split(","):
+                r = {
+                    p: measure(name, p, task, a.device, a.repeats, a.threads, data)
+                    for p in ("reference", "project")
+                }
+                results[f"{name}/{task}"] = r
+                ref, ours = r["reference"], r["project"]
+                rate = ours["gflop"] / ours["median_s"]
+                mem = ours["peak_mb"] / max(ref["peak_mb"], 1e-9)
+                rows.append(
+                    f"| {name} | {TASKS[task]} | {ref['median_s']:.3f} | {ours['median_s']:.3f} "
+                    f"| **{ref['median_s'] / ours['median_s']:.2f}x** "
+                    f"| {ref['gflop']:.1f} / {ours['gflop']:.1f} | {rate:.0f} ({rate / peak:.0%}) "
+                    f"| {ref['peak_mb']:.0f} / {ours['peak_mb']:.0f} ({mem:.2f}x) |"
+                )
+                print(rows[-1], flush=True)
     print(
         "\n| config | task | reference s | project s | speed-up | GFLOP ref / project "
         "| project GFLOP/s (of peak) | peak MB ref / project |"

@@ -258,22 +258,23 @@ def train_step(
 ) -> dict[str, torch.Tensor]:
     """One iteration in the original's order: D_alpha, D, D_patch, then G.
 
-    Memory: the decoders run on detached copies of the encodings, so (above
-    ``JOINT_DECODE_MAX``) each decoder's graph is freed by its own backward (fakes, then
-    reconstructions) and the encoders receive the summed gradient once at the end. The
-    gradients are the same sums the original formed.
+    Memory: above ``JOINT_DECODE_MAX`` the decoders run on detached copies of the encodings,
+    so each decoder's graph is freed by its own backward (fakes, then reconstructions) and the
+    encoders receive the summed gradient once at the end; at or below it, one graph and one
+    backward. Either way the gradients are the same sums the original formed.
     Returns detached losses (no host sync here; read them only when printing).
     """
     so = so or StepOptions()
     G, A, B, lsgan = nets.G, batch["A"], batch["B"], cfg.lsgan
     n, k = B.shape[:2]
+    joint = decode_jointly(B, cfg)
     with so.autocast(A.device):
         enc = encode_batch(G, A, B)
-        leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
-        leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_(t.requires_grad))
-        if decode_jointly(B, cfg):
-            fake, rec = decode_fakes_and_recs(G, leaf_a, leaf_b, enc.alpha)
+        if joint:
+            fake, rec = decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, enc.alpha)
         else:
+            leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
+            leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_(t.requires_grad))
             fake, rec = decode_fakes(G, leaf_a, enc.alpha), None
     real, cond = B.flatten(0, 1), repeat_each(A, k)
     losses: dict[str, torch.Tensor] = {}
@@ -318,15 +319,6 @@ def train_step(
         g_patch = gan_loss(pred_patch, True, lsgan)
         loss_fake = loss_fake + g_patch
         losses["G_GAN_patch"] = g_patch.detach()
-    if rec is None:  # decoded one after the other: free the fakes' graph before the recs'
-        so.scale(loss_fake).backward()
-        with so.autocast(A.device):
-            rec = decode_recs(G, leaf_b)
-        g_rec = F.l1_loss(rec.to(real.dtype), real) * cfg.lambda_rec
-        so.scale(g_rec).backward()
-    else:
-        g_rec = F.l1_loss(rec.to(real.dtype), real) * cfg.lambda_rec
-        so.scale(loss_fake + g_rec).backward()
     with so.autocast(A.device):
         pred_alpha = nets.D_alpha(enc.alpha)
     g_alpha = gan_loss(pred_alpha, True, lsgan) * cfg.lambda_A
@@ -336,17 +328,26 @@ def train_step(
         g_order = order_hinge(a32, batch["B_index"], cfg.order_margin)
         losses["G_order"] = (g_order * cfg.lambda_order).detach()
         loss_alpha = loss_alpha + g_order * cfg.lambda_order
-    pairs = [
-        (t, leaf.grad)
-        for t, leaf in zip(
-            enc.enc_a.tensors() + enc.enc_b.tensors(),
-            leaf_a.tensors() + leaf_b.tensors(),
-            strict=True,
-        )
-        if leaf.grad is not None
-    ]
-    roots = [so.scale(loss_alpha)] + [t for t, _ in pairs]
-    torch.autograd.backward(roots, [None] + [g for _, g in pairs])
+    if joint:
+        g_rec = F.l1_loss(rec.to(real.dtype), real) * cfg.lambda_rec
+        so.scale(loss_fake + g_rec + loss_alpha).backward()
+    else:  # free the fakes' graph before decoding the reconstructions
+        so.scale(loss_fake).backward()
+        with so.autocast(A.device):
+            rec = decode_recs(G, leaf_b)
+        g_rec = F.l1_loss(rec.to(real.dtype), real) * cfg.lambda_rec
+        so.scale(g_rec).backward()
+        pairs = [
+            (t, leaf.grad)
+            for t, leaf in zip(
+                enc.enc_a.tensors() + enc.enc_b.tensors(),
+                leaf_a.tensors() + leaf_b.tensors(),
+                strict=True,
+            )
+            if leaf.grad is not None
+        ]
+        roots = [so.scale(loss_alpha)] + [t for t, _ in pairs]
+        torch.autograd.backward(roots, [None] + [g for _, g in pairs])
     so.step(G, opts.G)
     for net in frozen:
         set_requires_grad(net, True)
