@@ -10,15 +10,18 @@ The "iteration + data" rows add loading the sample from image files, as a traini
 a synthetic dataset of 256 px PNG frames and masks (the size ``affinegan prepare`` writes),
 read by ``ClipDataset`` in the main process, which decodes and resizes every file at every step
 for (b), as the original does, and keeps decoded frames in its cache for (a).
-Each measurement runs in a fresh process. Warm-up runs are excluded; times are medians. Peak
-memory is what one run adds on top of the warmed-up process (parameters, gradients and
-optimiser state excluded): the activations and temporaries of the path itself. FLOPs come
-from torch's FlopCounterMode; the machine's matmul peak from a large float32 matmul.
+Each path runs in its own fresh process; the two are timed in alternation, one run each per
+round, so that a slow spell of a shared machine slows both. Warm-up runs are excluded; times are
+medians of at least ``--repeats`` rounds, and of as many as fill 5 s per path. Peak memory is
+what one run adds on top of the warmed-up process (parameters, gradients and optimiser state
+excluded): the activations and temporaries of the path itself. FLOPs come from torch's
+FlopCounterMode; the machine's matmul peak from a large float32 matmul.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import multiprocessing as mp
@@ -39,6 +42,8 @@ CONFIGS = {
 }
 K = 5
 FRAMES = 20
+PATHS = ("reference", "project")
+MIN_SECONDS = 5.0  # cheap configurations repeat until then: a median of many, not of 3
 TASKS = {"train": "iteration", "data": "iteration + data", "video": f"{FRAMES}-frame video"}
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
 
@@ -111,27 +116,20 @@ def _loader(cfg, data: str, cached: bool, device: str):
     return it
 
 
-def _measure(
-    name: str, path: str, task: str, device: str, repeats: int, threads: int, data: str, q
-) -> None:
-    """Child process: time one (config, path, task) and count its FLOPs, or (repeats == 0)
-    measure the memory one run adds on top of the warmed-up process."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+def _runner(name: str, path: str, task: str, device: str, data: str):
+    """The callable one measurement repeats, set up and warmed up."""
     from affinegan.generate import animate
     from affinegan.model import train_step
     from affinegan.reference import reference_frames, reference_train_step
 
-    torch.set_num_threads(threads)
     cfg, nets, opts, batch = _setup(name, device)
     alphas = [i / (FRAMES - 1) for i in range(FRAMES)]
+    step = train_step if path == "project" else reference_train_step
     if task == "train":
-        step = train_step if path == "project" else reference_train_step
 
         def run():
             return step(nets, opts, batch, cfg)
     elif task == "data":
-        step = train_step if path == "project" else reference_train_step
         samples = _loader(cfg, data, path == "project", device)
 
         def run():
@@ -147,64 +145,95 @@ def _measure(
 
     run()  # warm-up: also allocates gradients and optimiser state, which are not activations
     _sync(device)
-    if repeats == 0:
-        if device.startswith("cuda"):
+    return run
+
+
+def _worker(name: str, path: str, task: str, device: str, threads: int, data: str, conn) -> None:
+    """Child process serving one (config, path, task): "time" one run, count its "flops", or
+    the "memory" one run adds on top of the warmed-up process; "stop"."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.set_num_threads(threads)
+    run = _runner(name, path, task, device, data)
+    conn.send("ready")
+    while (cmd := conn.recv()) != "stop":
+        if cmd == "time":
+            t = time.perf_counter()
+            run()
+            _sync(device)
+            conn.send(time.perf_counter() - t)
+        elif cmd == "flops":
+            with FlopCounterMode(display=False) as counter:
+                run()
+            conn.send(counter.get_total_flops() / 1e9)
+        elif device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
             run()
-            q.put({"peak_mb": (torch.cuda.max_memory_allocated() - base) / 2**20})
+            conn.send((torch.cuda.max_memory_allocated() - base) / 2**20)
         else:
             base = _reset_peak()
             run()
-            q.put({"peak_mb": _status_mb("VmHWM") - base})
-        return
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        run()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    with FlopCounterMode(display=False) as counter:
-        run()
-    q.put(
-        {
-            "median_s": statistics.median(times),
-            "times": times,
-            "gflop": counter.get_total_flops() / 1e9,
-        }
-    )
+            conn.send(_status_mb("VmHWM") - base)
 
 
-def _child(
-    name: str, path: str, task: str, device: str, repeats: int, threads: int, data: str
-) -> dict:
+@contextlib.contextmanager
+def _workers(name: str, task: str, device: str, threads: int, data: str, env: dict):
+    """A live worker per path, started with ``env`` added to the environment."""
     ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    args = (name, path, task, device, repeats, threads, data, q)
-    p = ctx.Process(target=_measure, args=args)
-    p.start()
-    result = q.get()
-    p.join()
-    return result
-
-
-def measure(
-    name: str, path: str, task: str, device: str, repeats: int, threads: int, data: str
-) -> dict:
-    """Timing and FLOPs in one fresh process; memory in another whose large allocations go
-    straight to and from the OS (glibc mmap), so its resident-set peak is the live peak."""
-    result = _child(name, path, task, device, repeats, threads, data)
-    saved = {k: os.environ.get(k) for k in MALLOC_ENV}
-    os.environ.update(MALLOC_ENV)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    procs, conns = [], {}
     try:
-        result.update(_child(name, path, task, device, 0, threads, data))
+        for path in PATHS:
+            here, there = ctx.Pipe()
+            proc = ctx.Process(
+                target=_worker, args=(name, path, task, device, threads, data, there)
+            )
+            proc.start()
+            procs.append(proc)
+            conns[path] = here
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return result
+    try:
+        for conn in conns.values():
+            assert conn.recv() == "ready"
+        yield conns
+    finally:
+        for conn in conns.values():
+            conn.send("stop")
+        for proc in procs:
+            proc.join()
+
+
+def _ask(conn, cmd: str) -> float:
+    conn.send(cmd)
+    return conn.recv()
+
+
+def measure(name: str, task: str, device: str, repeats: int, threads: int, data: str) -> dict:
+    """Both paths timed in alternation (one run each per round, which one goes first alternating),
+    so a slow spell of a shared machine hits both alike; at least ``repeats`` rounds, and as many
+    as fill ``MIN_SECONDS`` per path. Memory in fresh workers whose large allocations go straight
+    to and from the OS (glibc mmap), so their resident-set peak is the live peak."""
+    out: dict[str, dict] = {p: {"times": []} for p in PATHS}
+    with _workers(name, task, device, threads, data, {}) as conns:
+        rounds = 0
+        while rounds < repeats or min(sum(r["times"]) for r in out.values()) < MIN_SECONDS:
+            for path in PATHS if rounds % 2 == 0 else PATHS[::-1]:
+                out[path]["times"].append(_ask(conns[path], "time"))
+            rounds += 1
+        for path in PATHS:
+            out[path]["gflop"] = _ask(conns[path], "flops")
+            out[path]["median_s"] = statistics.median(out[path]["times"])
+    with _workers(name, task, device, threads, data, MALLOC_ENV) as conns:
+        for path in PATHS:
+            out[path]["peak_mb"] = _ask(conns[path], "memory")
+    return out
 
 
 def matmul_peak_gflops(device: str, threads: int) -> float:
@@ -236,7 +265,7 @@ def machine(device: str, threads: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default="small,paper")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help=f"at least; and {MIN_SECONDS:g} s")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--tasks", default=",".join(TASKS), help=f"any of {','.join(TASKS)}")
@@ -249,10 +278,7 @@ def main() -> None:
         data = str(render_dataset(Path(tmp), "smile", clips=8, test_clips=0, size=256))
         for name in a.configs.split(","):
             for task in a.tasks.split(","):
-                r = {
-                    p: measure(name, p, task, a.device, a.repeats, a.threads, data)
-                    for p in ("reference", "project")
-                }
+                r = measure(name, task, a.device, a.repeats, a.threads, data)
                 results[f"{name}/{task}"] = r
                 ref, ours = r["reference"], r["project"]
                 rate = ours["gflop"] / ours["median_s"]
