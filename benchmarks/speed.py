@@ -10,9 +10,10 @@ The "iteration + data" rows add loading the sample from image files, as a traini
 a synthetic dataset of 256 px PNG frames and masks (the size ``affinegan prepare`` writes),
 read by ``ClipDataset`` in the main process, which decodes and resizes every file at every step
 for (b), as the original does, and keeps decoded frames in its cache for (a).
-Each path runs in its own fresh process; the two are timed in alternation, one run each per
-round, so that a slow spell of a shared machine slows both. Warm-up runs are excluded; times are
-medians of at least ``--repeats`` rounds, and of as many as fill 5 s per path. Peak memory is
+Each path runs in its own fresh process; the two are timed in alternating blocks of back-to-back
+runs (about 1 s, the first run of each block not counted), so that a slow spell of a shared
+machine slows both. Warm-up runs are excluded; times are medians of at least ``--repeats`` runs,
+and of as many as fill 5 s per path. Peak memory is
 what one run adds on top of the warmed-up process (parameters, gradients and optimiser state
 excluded): the activations and temporaries of the path itself. FLOPs come from torch's
 FlopCounterMode; the machine's matmul peak from a large float32 matmul.
@@ -44,6 +45,7 @@ K = 5
 FRAMES = 20
 PATHS = ("reference", "project")
 MIN_SECONDS = 5.0  # cheap configurations repeat until then: a median of many, not of 3
+BLOCK_SECONDS = 1.0  # timed back to back before switching to the other path
 TASKS = {"train": "iteration", "data": "iteration + data", "video": f"{FRAMES}-frame video"}
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
 
@@ -149,19 +151,22 @@ def _runner(name: str, path: str, task: str, device: str, data: str):
 
 
 def _worker(name: str, path: str, task: str, device: str, threads: int, data: str, conn) -> None:
-    """Child process serving one (config, path, task): "time" one run, count its "flops", or
-    the "memory" one run adds on top of the warmed-up process; "stop"."""
+    """Child process serving one (config, path, task): "time" a block of runs, count the
+    "flops" of one, or the "memory" one run adds on top of the warmed-up process; "stop"."""
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.set_num_threads(threads)
     run = _runner(name, path, task, device, data)
     conn.send("ready")
     while (cmd := conn.recv()) != "stop":
-        if cmd == "time":
-            t = time.perf_counter()
-            run()
-            _sync(device)
-            conn.send(time.perf_counter() - t)
+        if cmd == "time":  # a block of runs; the first warms caches and pages up again
+            times: list[float] = []
+            while len(times) < 2 or sum(times[1:]) < BLOCK_SECONDS:
+                t = time.perf_counter()
+                run()
+                _sync(device)
+                times.append(time.perf_counter() - t)
+            conn.send(times[1:])
         elif cmd == "flops":
             with FlopCounterMode(display=False) as counter:
                 run()
@@ -210,22 +215,26 @@ def _workers(name: str, task: str, device: str, threads: int, data: str, env: di
             proc.join()
 
 
-def _ask(conn, cmd: str) -> float:
+def _ask(conn, cmd: str):
     conn.send(cmd)
     return conn.recv()
 
 
 def measure(name: str, task: str, device: str, repeats: int, threads: int, data: str) -> dict:
-    """Both paths timed in alternation (one run each per round, which one goes first alternating),
-    so a slow spell of a shared machine hits both alike; at least ``repeats`` rounds, and as many
-    as fill ``MIN_SECONDS`` per path. Memory in fresh workers whose large allocations go straight
-    to and from the OS (glibc mmap), so their resident-set peak is the live peak."""
+    """Both paths timed in alternating blocks (which one goes first alternating too), so a slow
+    spell of a shared machine hits both alike; at least ``repeats`` timed runs and ``MIN_SECONDS``
+    per path. Memory in fresh workers whose large allocations go straight to and from the OS
+    (glibc mmap), so their resident-set peak is the live peak."""
     out: dict[str, dict] = {p: {"times": []} for p in PATHS}
+
+    def enough(r: dict) -> bool:
+        return len(r["times"]) >= repeats and sum(r["times"]) >= MIN_SECONDS
+
     with _workers(name, task, device, threads, data, {}) as conns:
         rounds = 0
-        while rounds < repeats or min(sum(r["times"]) for r in out.values()) < MIN_SECONDS:
+        while not all(enough(r) for r in out.values()):
             for path in PATHS if rounds % 2 == 0 else PATHS[::-1]:
-                out[path]["times"].append(_ask(conns[path], "time"))
+                out[path]["times"] += _ask(conns[path], "time")
             rounds += 1
         for path in PATHS:
             out[path]["gflop"] = _ask(conns[path], "flops")
