@@ -9,7 +9,8 @@ For each config the same networks (same seed) and the same inputs go through
 The "iteration + data" rows add loading the sample from image files, as a training run does:
 a synthetic dataset of 256 px PNG frames and masks (the size ``affinegan prepare`` writes),
 read by ``ClipDataset`` in the main process, which decodes and resizes every file at every step
-for (b), as the original does, and keeps decoded frames in its cache for (a).
+for (b), as the original does, and keeps decoded frames in its cache for (a) (the cache is
+part of the warmed-up process, so it is not in (a)'s peak memory).
 Each path runs in its own fresh process; the two are timed in alternating blocks of back-to-back
 runs (about 1 s, the first run of each block not counted), so that a slow spell of a shared
 machine slows both. Warm-up runs are excluded; times are medians of at least ``--repeats`` runs,
@@ -112,7 +113,7 @@ def _loader(cfg, data: str, cached: bool, device: str):
                 yield {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
 
     it = samples()
-    if cached:  # the steady state of a long run: every frame decoded once
+    if cached:  # the steady state of a long run: (nearly) every frame decoded once
         for _ in range(20 * len(ds)):
             next(it)
     return it
@@ -159,18 +160,25 @@ def _worker(name: str, path: str, task: str, device: str, threads: int, data: st
     run = _runner(name, path, task, device, data)
     conn.send("ready")
     while (cmd := conn.recv()) != "stop":
-        if cmd == "time":  # a block of runs; the first warms caches and pages up again
+        if cmd == "time":
+            # A block of runs. After the other process ran, the first run of a short block
+            # warms caches and pages up again and is not counted; a long run is a block alone.
             times: list[float] = []
-            while len(times) < 2 or sum(times[1:]) < BLOCK_SECONDS:
+            while True:
                 t = time.perf_counter()
                 run()
                 _sync(device)
                 times.append(time.perf_counter() - t)
-            conn.send(times[1:])
+                counted = times[1:] if times[0] < BLOCK_SECONDS else times
+                if counted and sum(counted) >= BLOCK_SECONDS:
+                    break
+            conn.send(counted)
         elif cmd == "flops":
             with FlopCounterMode(display=False) as counter:
                 run()
             conn.send(counter.get_total_flops() / 1e9)
+        elif cmd != "memory":
+            raise ValueError(f"unknown command {cmd!r}")
         elif device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
@@ -190,29 +198,33 @@ def _workers(name: str, task: str, device: str, threads: int, data: str, env: di
     os.environ.update(env)
     procs, conns = [], {}
     try:
-        for path in PATHS:
-            here, there = ctx.Pipe()
-            proc = ctx.Process(
-                target=_worker, args=(name, path, task, device, threads, data, there)
-            )
-            proc.start()
-            procs.append(proc)
-            conns[path] = here
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    try:
-        for conn in conns.values():
-            assert conn.recv() == "ready"
+        try:
+            for path in PATHS:
+                here, there = ctx.Pipe()
+                args = (name, path, task, device, threads, data, there)
+                proc = ctx.Process(target=_worker, args=args, daemon=True)
+                proc.start()
+                there.close()  # a worker that dies then shows up as EOFError, not a hang
+                procs.append(proc)
+                conns[path] = here
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        for path, conn in conns.items():
+            if (msg := conn.recv()) != "ready":
+                raise RuntimeError(f"{path} worker: {msg!r}")
         yield conns
     finally:
         for conn in conns.values():
-            conn.send("stop")
+            with contextlib.suppress(OSError):
+                conn.send("stop")
         for proc in procs:
-            proc.join()
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.terminate()
 
 
 def _ask(conn, cmd: str):
@@ -280,13 +292,18 @@ def main() -> None:
     ap.add_argument("--tasks", default=",".join(TASKS), help=f"any of {','.join(TASKS)}")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
+    tasks = a.tasks.split(",")
+    if unknown := sorted(set(tasks) - set(TASKS)):
+        ap.error(f"--tasks: unknown {', '.join(unknown)}; choose from {', '.join(TASKS)}")
     peak = matmul_peak_gflops(a.device, a.threads)
     print(f"machine: {machine(a.device, a.threads)}; matmul peak {peak:.0f} GFLOP/s\n")
     rows, results = [], {}
     with tempfile.TemporaryDirectory(prefix="affinegan-speed-") as tmp:
-        data = str(render_dataset(Path(tmp), "smile", clips=8, test_clips=0, size=256))
+        data = ""
+        if "data" in tasks:
+            data = str(render_dataset(Path(tmp), "smile", clips=8, test_clips=0, size=256))
         for name in a.configs.split(","):
-            for task in a.tasks.split(","):
+            for task in tasks:
                 r = measure(name, task, a.device, a.repeats, a.threads, data)
                 results[f"{name}/{task}"] = r
                 ref, ours = r["reference"], r["project"]

@@ -9,7 +9,9 @@ function here is a no-op, so the same loop serves one process.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import importlib
 import os
 from dataclasses import dataclass
 
@@ -42,8 +44,8 @@ def init(device_type: str) -> World:
         # torch 2.13: when torch._dynamo (imported by the first optimizer) is first imported
         # after the group exists, destroy_process_group() leaves gloo's threads running and the
         # process can abort at exit ("terminate called without an active exception").
-        import torch._dynamo  # noqa: F401
-
+        with contextlib.suppress(ImportError, RuntimeError):  # old torch on new Python
+            importlib.import_module("torch._dynamo")
         backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))

@@ -275,7 +275,7 @@ def train_step(
         else:
             leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
             leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_(t.requires_grad))
-            fake, rec = decode_fakes(G, leaf_a, enc.alpha), None
+            fake = decode_fakes(G, leaf_a, enc.alpha)
     real, cond = B.flatten(0, 1), repeat_each(A, k)
     losses: dict[str, torch.Tensor] = {}
 
@@ -301,8 +301,8 @@ def train_step(
         fl, rl = _d_step(nets.D_patch, opts.D_patch, patch, lsgan, so)
         losses["D_fake_patch"], losses["D_real_patch"], losses["D_patch"] = fl, rl, (fl + rl) * 0.5
 
-    # 4. G against the just-updated, frozen discriminators; backward passes (decoders, then
-    # encoders) whose gradients add up to that of the original's single loss.
+    # 4. G against the just-updated, frozen discriminators; one backward pass, or (decoded one
+    # after the other) several whose gradients add up to that of the original's single loss.
     frozen = (nets.D, nets.D_alpha, nets.D_patch)
     for net in frozen:
         set_requires_grad(net, False)
