@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,14 +75,21 @@ def test_amp_flag_validated(data, tmp_path):
         )
 
 
+def _torchrun(*args: str, timeout: int) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node 2 ARGS`` on CPU, one thread per rank."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    return subprocess.run(
+        [*cmd, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
 def test_torchrun_two_cpu_ranks(data, tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+    proc = _torchrun(
         "-m",
         "affinegan",
         "train",
@@ -102,14 +110,7 @@ def test_torchrun_two_cpu_ranks(data, tmp_path):
         "0",
         "--print_freq",
         "1",
-    ]
-    proc = subprocess.run(
-        cmd,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=300,
-        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "weights identical on all 2 ranks" in proc.stderr
@@ -141,15 +142,7 @@ def test_shutdown_stops_the_gloo_threads(tmp_path):
     # Threads left running at exit make a finished rank abort now and then (SIGABRT).
     script = tmp_path / "probe.py"
     script.write_text(_SHUTDOWN_PROBE)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    proc = subprocess.run(
-        [*cmd, "--nproc_per_node", "2", str(script), str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
-    )
+    proc = _torchrun(str(script), str(tmp_path), timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "terminate called" not in proc.stderr
     for rank in (0, 1):
