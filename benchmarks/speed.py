@@ -12,12 +12,12 @@ read by ``ClipDataset`` in the main process, which decodes and resizes every fil
 for (b), as the original does, and keeps decoded frames in its cache for (a) (the cache is
 part of the warmed-up process, so it is not in (a)'s peak memory).
 Each path runs in its own fresh process; the two are timed in alternating blocks of back-to-back
-runs (about 1 s, the first run of each block not counted), so that a slow spell of a shared
-machine slows both. Warm-up runs are excluded; times are medians of at least ``--repeats`` runs,
-and of as many as fill 5 s per path. Peak memory is
-what one run adds on top of the warmed-up process (parameters, gradients and optimiser state
-excluded): the activations and temporaries of the path itself. FLOPs come from torch's
-FlopCounterMode; the machine's matmul peak from a large float32 matmul.
+runs (about 1 s; the first run of a short block is not counted, a longer run is a block alone),
+so that a slow spell of a shared machine slows both. Warm-up runs are excluded; times are medians
+of at least ``--repeats`` runs, and of as many as fill 5 s per path. Peak memory is what one run
+adds on top of the warmed-up process (parameters, gradients and optimiser state excluded): the
+activations and temporaries of the path itself. FLOPs come from torch's FlopCounterMode; the
+machine's matmul peak from a large float32 matmul.
 """
 
 from __future__ import annotations
