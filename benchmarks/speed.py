@@ -4,8 +4,9 @@
     python benchmarks/speed.py --configs small --repeats 5 --device cuda
 
 For each config the same networks (same seed) and the same inputs go through
-(a) ``model.train_step`` / ``generate.animate`` and (b) ``reference.reference_train_step`` /
-``reference.reference_frames`` (12 full generator calls per iteration, one per frame).
+(a) ``model.train_step`` / ``generate.animate`` with fused Adam and (b)
+``reference.reference_train_step`` / ``reference.reference_frames`` (12 full generator calls per
+iteration, one per frame) with the original's plain ``torch.optim.Adam``.
 The "iteration + data" rows add loading the sample from image files, as a training run does:
 a synthetic dataset of 256 px PNG frames and masks (the size ``affinegan prepare`` writes),
 read by ``ClipDataset`` in the main process, which decodes and resizes every file at every step
@@ -14,10 +15,11 @@ part of the warmed-up process, so it is not in (a)'s peak memory).
 Each path runs in its own fresh process; the two are timed in alternating blocks of back-to-back
 runs (about 1 s; the first run of a short block is not counted, a longer run is a block alone),
 so that a slow spell of a shared machine slows both. Warm-up runs are excluded; times are medians
-of at least ``--repeats`` runs, and of as many as fill 5 s per path. Peak memory is what one run
-adds on top of the warmed-up process (parameters, gradients and optimiser state excluded): the
-activations and temporaries of the path itself. FLOPs come from torch's FlopCounterMode; the
-machine's matmul peak from a large float32 matmul.
+of at least ``--repeats`` runs, and of as many as fill 5 s per path. Peak memory is the most
+tensor memory one run holds above its level at the start (parameters and optimiser state
+excluded): the activations and temporaries of the path itself, counted by the allocator (CUDA's
+``max_memory_allocated``; on CPU the profiler's allocation events). FLOPs come from torch's
+FlopCounterMode; the machine's matmul peak from a large float32 matmul.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import contextlib
 import itertools
 import json
 import multiprocessing as mp
-import os
 import platform
 import statistics
 import tempfile
@@ -48,25 +49,34 @@ PATHS = ("reference", "project")
 MIN_SECONDS = 5.0  # cheap configurations repeat until then: a median of many, not of 3
 BLOCK_SECONDS = 1.0  # timed back to back before switching to the other path
 TASKS = {"train": "iteration", "data": "iteration + data", "video": f"{FRAMES}-frame video"}
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
 
 
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+def _cpu_peak_mb(run) -> float:
+    """Peak of what the CPU allocator holds during ``run()`` above its level at the start: the
+    CPU counterpart of CUDA's ``max_memory_allocated``, from the profiler's allocation events.
+    An unmeasured run first, so every block the measured run frees is a known one."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        run()
+        with record_function("measured"):
+            run()
+    events = prof.profiler.kineto_results.events()
+    mark = next(e for e in events if e.name() == "measured")
+    level = start = peak = 0
+    for e in sorted((e for e in events if e.name() == "[memory]"), key=lambda e: e.start_ns()):
+        if e.start_ns() > mark.end_ns():
+            break
+        if e.start_ns() < mark.start_ns():
+            level += e.nbytes()
+            start = peak = level
+        else:
+            level += e.nbytes()
+            peak = max(peak, level)
+    return (peak - start) / 2**20
 
 
-def _reset_peak() -> float:
-    """Reset the process's peak RSS (Linux clear_refs) and return the current RSS in MB."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    return _status_mb("VmRSS")
-
-
-def _setup(name: str, device: str):
+def _setup(name: str, device: str, fused: bool = True):
     from affinegan.config import TrainConfig
     from affinegan.model import build_nets, build_optimizers
 
@@ -86,7 +96,7 @@ def _setup(name: str, device: str):
         "mask_B": (torch.rand(1, K, 3, s, s, generator=g) > 0.8).float(),
     }
     batch = {k: v.to(device) for k, v in batch.items()}
-    return cfg, nets, build_optimizers(nets, cfg), batch
+    return cfg, nets, build_optimizers(nets, cfg, fused), batch
 
 
 def _sync(device: str) -> None:
@@ -125,7 +135,7 @@ def _runner(name: str, path: str, task: str, device: str, data: str):
     from affinegan.model import train_step
     from affinegan.reference import reference_frames, reference_train_step
 
-    cfg, nets, opts, batch = _setup(name, device)
+    cfg, nets, opts, batch = _setup(name, device, fused=path == "project")
     alphas = [i / (FRAMES - 1) for i in range(FRAMES)]
     step = train_step if path == "project" else reference_train_step
     if task == "train":
@@ -185,34 +195,23 @@ def _worker(name: str, path: str, task: str, device: str, threads: int, data: st
             run()
             conn.send((torch.cuda.max_memory_allocated() - base) / 2**20)
         else:
-            base = _reset_peak()
-            run()
-            conn.send(_status_mb("VmHWM") - base)
+            conn.send(_cpu_peak_mb(run))
 
 
 @contextlib.contextmanager
-def _workers(name: str, task: str, device: str, threads: int, data: str, env: dict):
-    """A live worker per path, started with ``env`` added to the environment."""
+def _workers(name: str, task: str, device: str, threads: int, data: str):
+    """A live worker process per path."""
     ctx = mp.get_context("spawn")
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     procs, conns = [], {}
     try:
-        try:
-            for path in PATHS:
-                here, there = ctx.Pipe()
-                args = (name, path, task, device, threads, data, there)
-                proc = ctx.Process(target=_worker, args=args, daemon=True)
-                proc.start()
-                there.close()  # a worker that dies then shows up as EOFError, not a hang
-                procs.append(proc)
-                conns[path] = here
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        for path in PATHS:
+            here, there = ctx.Pipe()
+            args = (name, path, task, device, threads, data, there)
+            proc = ctx.Process(target=_worker, args=args, daemon=True)
+            proc.start()
+            there.close()  # a worker that dies then shows up as EOFError, not a hang
+            procs.append(proc)
+            conns[path] = here
         for path, conn in conns.items():
             if (msg := conn.recv()) != "ready":
                 raise RuntimeError(f"{path} worker: {msg!r}")
@@ -235,14 +234,13 @@ def _ask(conn, cmd: str):
 def measure(name: str, task: str, device: str, repeats: int, threads: int, data: str) -> dict:
     """Both paths timed in alternating blocks (which one goes first alternating too), so a slow
     spell of a shared machine hits both alike; at least ``repeats`` timed runs and ``MIN_SECONDS``
-    per path. Memory in fresh workers whose large allocations go straight to and from the OS
-    (glibc mmap), so their resident-set peak is the live peak."""
+    per path."""
     out: dict[str, dict] = {p: {"times": []} for p in PATHS}
 
     def enough(r: dict) -> bool:
         return len(r["times"]) >= repeats and sum(r["times"]) >= MIN_SECONDS
 
-    with _workers(name, task, device, threads, data, {}) as conns:
+    with _workers(name, task, device, threads, data) as conns:
         rounds = 0
         while not all(enough(r) for r in out.values()):
             for path in PATHS if rounds % 2 == 0 else PATHS[::-1]:
@@ -251,8 +249,6 @@ def measure(name: str, task: str, device: str, repeats: int, threads: int, data:
         for path in PATHS:
             out[path]["gflop"] = _ask(conns[path], "flops")
             out[path]["median_s"] = statistics.median(out[path]["times"])
-    with _workers(name, task, device, threads, data, MALLOC_ENV) as conns:
-        for path in PATHS:
             out[path]["peak_mb"] = _ask(conns[path], "memory")
     return out
 

@@ -198,3 +198,26 @@ def test_lambda_order_adds_its_gradient_to_the_generator_only():
             strict=True,
         ):
             assert torch.equal(p0, p1)
+
+
+def test_fused_adam_is_the_originals_update():
+    """The fused optimisers (training) and the plain ones (the original's, timed as the
+    benchmark's reference) make the same updates from the same gradients."""
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    nets = build_nets(cfg)
+    plain_nets = copy.deepcopy(nets)
+    fused, plain = build_optimizers(nets, cfg), build_optimizers(plain_nets, cfg, fused=False)
+    assert all(o.defaults["fused"] for _, o in fused.items())
+    assert not any(o.defaults["fused"] for _, o in plain.items())
+    for step in range(3):
+        for (_, net), (_, other) in zip(nets.items(), plain_nets.items(), strict=True):
+            for p, q in zip(net.parameters(), other.parameters(), strict=True):
+                p.grad = torch.randn_like(p, generator=torch.Generator().manual_seed(step))
+                q.grad = p.grad.clone()
+        for (_, o), (_, other_o) in zip(fused.items(), plain.items(), strict=True):
+            o.step()
+            other_o.step()
+    for (name, net), (_, other) in zip(nets.items(), plain_nets.items(), strict=True):
+        for (pname, p), q in zip(net.named_parameters(), other.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7, msg=f"{name}.{pname}")

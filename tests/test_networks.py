@@ -83,6 +83,37 @@ def test_encode_once_equals_plain_calls_per_sample_alpha():
     torch.testing.assert_close(G.decode(G.encode(x, residual=False)), G(x, 1.0, 0.0)[0])
 
 
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_encode_pair_equals_two_encodes(norm):
+    """One base-stream batch over x and y encodes each exactly as its own call would (with
+    BatchNorm, train mode, it must not pool x with y: then it runs two calls)."""
+    torch.manual_seed(0)
+    G = Generator("unet_64", ngf=4, norm=norm, blend=True).train()
+    x, y = torch.randn(2, 3, 64, 64), torch.randn(3, 3, 64, 64)
+    enc_x, enc_y = G.encode_pair(x, y)
+    for got, want in ((enc_x, G.encode(x)), (enc_y, G.encode(y, residual=False))):
+        assert (got.skips_res is None) == (want.skips_res is None)
+        for a, b in zip(got.tensors() + [got.image], want.tensors() + [want.image], strict=True):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="residual stream over exactly 1"):
+        enc_x.split(1)
+
+
+def test_decode_parts_equals_plain_calls():
+    """Several encodings, each at K intensities per face or base-only, decode as one batch
+    exactly like one original call per frame."""
+    torch.manual_seed(0)
+    G = Generator("unet_64", ngf=4, blend=True).eval()
+    x, y = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(3, 3, 64, 64) * 2 - 1
+    t = torch.tensor([0.1, 0.5, 0.9, 0.2, 0.4, 0.8])  # three per face of x
+    got = G.decode_parts([(G.encode(x), t), (G.encode(y, residual=False), None)])
+    want = [G(x[i // 3, None], 1.0, a)[0] for i, a in enumerate(t.tolist())]
+    want += [G(y[i, None], 1.0, 0.0)[0] for i in range(3)]
+    torch.testing.assert_close(got, torch.cat(want), atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="4 mixing coefficients for 3 encoded samples"):
+        G.decode(G.encode(y), 1.0, torch.ones(4))
+
+
 def test_streams_do_not_depend_on_mixing_weights():
     G = Generator("unet_64", ngf=4).eval()
     x = torch.randn(1, 3, 64, 64)

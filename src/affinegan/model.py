@@ -3,15 +3,15 @@
 Per clip: f0 = f(A; 1, 0), fr = f(A; 0, 1), fk = f(B_k; 1, 0) and
 ``alpha_k = |<fk - f0, fr>| / (||fr|| + 1e-6)``; fake_k = G(A; 1, alpha_k), rec_k = G(B_k; 1, 0).
 The original ran 2 + 2K full generator calls for this. Here A is encoded once (both streams),
-the K targets once as a batch (base stream only), and the fakes and the reconstructions are
-each decoded as one batch (both in a single batch when they are small); the math, including
-where gradients flow, is unchanged.
+the K targets once (base stream only, in one batch with A's), and the fakes and the
+reconstructions are each decoded as one batch (both in a single batch when they are small); the
+math, including where gradients flow, is unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 
 import torch
@@ -75,15 +75,18 @@ def build_nets(cfg: TrainConfig) -> Nets:
     return Nets(G, D, D_alpha, patch_d() if cfg.use_patch else None)
 
 
-def build_optimizers(nets: Nets, cfg: TrainConfig) -> Optimizers:
+def build_optimizers(nets: Nets, cfg: TrainConfig, fused: bool = True) -> Optimizers:
+    """Adam for every network. ``fused=False`` is the original's plain ``torch.optim.Adam``
+    (on CPU a loop over the tensors), which benchmarks time as the reference."""
+
     def adam(net: nn.Module) -> torch.optim.Optimizer:
         # The fused kernel (CPU since torch 2.4, CUDA) is the same update with fewer launches.
-        try:
-            return torch.optim.Adam(
-                net.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999), fused=True
-            )
-        except (RuntimeError, TypeError, ValueError):
-            return torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        if fused:
+            with suppress(RuntimeError, TypeError, ValueError):
+                return torch.optim.Adam(
+                    net.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999), fused=True
+                )
+        return torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
 
     return Optimizers(
         adam(nets.G),
@@ -167,13 +170,13 @@ class Encoded:
 
 
 def encode_batch(G: Generator, A: torch.Tensor, B: torch.Tensor) -> Encoded:
-    """Encode A once (both streams) and the K targets once as a batch; infer alpha per clip.
+    """Encode A once (both streams) and the K targets once, in one batch with A's base stream;
+    infer alpha per clip.
 
     A: (N, C, H, W); B: (N, K, C, H, W).
     """
     n, k = B.shape[:2]
-    enc_a = G.encode(A, residual=True)
-    enc_b = G.encode(B.flatten(0, 1), residual=False)
+    enc_a, enc_b = G.encode_pair(A, B.flatten(0, 1))
     f0 = G.feature(enc_a, 1.0, 0.0)
     fr = G.feature(enc_a, 0.0, 1.0)
     fk = G.feature(enc_b, 1.0, None).unflatten(0, (n, k))
@@ -182,7 +185,7 @@ def encode_batch(G: Generator, A: torch.Tensor, B: torch.Tensor) -> Encoded:
 
 def decode_fakes(G: Generator, enc_a: Encoding, alpha: torch.Tensor) -> torch.Tensor:
     """fake_k = G(A; 1, alpha_k) for every clip and target: (N*K, C, H, W); alpha is a constant."""
-    return G.decode(enc_a.repeat_each(alpha.shape[1]), 1.0, alpha.detach().flatten())
+    return G.decode(enc_a, 1.0, alpha.detach().flatten())
 
 
 def decode_recs(G: Generator, enc_b: Encoding) -> torch.Tensor:
@@ -208,10 +211,9 @@ def decode_jointly(B: torch.Tensor, cfg: TrainConfig) -> bool:
 def decode_fakes_and_recs(
     G: Generator, enc_a: Encoding, enc_b: Encoding, alpha: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``decode_fakes`` and ``decode_recs`` in one batch (a rec is a t = 0 decode)."""
-    k = alpha.shape[1]
-    t = torch.cat([alpha.detach().flatten(), alpha.new_zeros(len(enc_b.bottom_base))])
-    fake, rec = G.decode(enc_a.repeat_each(k).join(enc_b), 1.0, t).split(alpha.numel())
+    """``decode_fakes`` and ``decode_recs`` as one batch."""
+    out = G.decode_parts([(enc_a, alpha.detach().flatten()), (enc_b, None)], 1.0)
+    fake, rec = out.split(alpha.numel())
     return fake, rec
 
 

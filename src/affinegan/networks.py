@@ -12,7 +12,7 @@ Module and parameter names reproduce the original code's state_dict keys
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -117,36 +117,37 @@ class Encoding:
             None if self.image is None else fn(self.image),
         )
 
-    def join(self, other: Encoding) -> Encoding:
-        """This batch followed by ``other``'s. A base-only ``other`` gets zero residuals, which
-        decode exactly like its ``t = 0``; ``self`` must carry both streams."""
-        if self.skips_res is None or self.bottom_res is None:
-            raise ValueError("join() needs a first encoding with both streams")
-
-        def res(t: torch.Tensor, o: torch.Tensor | None) -> torch.Tensor:
-            zero = t.new_zeros((len(other.bottom_base), *t.shape[1:]))
-            return torch.cat([t, zero if o is None else o])
-
-        other_res = other.skips_res or [None] * len(self.skips_res)
-        image = None
-        if self.image is not None and other.image is not None:
-            image = torch.cat([self.image, other.image])
-        return Encoding(
-            [torch.cat([s, o]) for s, o in zip(self.skips_base, other.skips_base, strict=True)],
-            [res(s, o) for s, o in zip(self.skips_res, other_res, strict=True)],
-            torch.cat([self.bottom_base, other.bottom_base]),
-            res(self.bottom_res, other.bottom_res),
-            image,
+    def split(self, n: int) -> tuple[Encoding, Encoding]:
+        """The first n samples (with both streams) and the rest, base stream only: the two
+        halves of an encoding whose residual stream covers only its first n samples."""
+        if self.skips_res is None or self.bottom_res is None or len(self.bottom_res) != n:
+            raise ValueError(f"split({n}) needs a residual stream over exactly {n} samples")
+        im = self.image
+        first = Encoding(
+            [s[:n] for s in self.skips_base],
+            self.skips_res,
+            self.bottom_base[:n],
+            self.bottom_res,
+            None if im is None else im[:n],
         )
-
-    def repeat_each(self, k: int) -> Encoding:
-        """Each sample k times in a row: one face decoded at its k target intensities."""
-        return self.map(lambda t: repeat_each(t, k))
+        rest = Encoding(
+            [s[n:] for s in self.skips_base],
+            None,
+            self.bottom_base[n:],
+            None,
+            None if im is None else im[n:],
+        )
+        return first, rest
 
 
 def repeat_each(t: torch.Tensor, k: int) -> torch.Tensor:
     """(N, ...) -> (N*k, ...) with every sample repeated k times consecutively."""
     return t.unsqueeze(1).expand(t.shape[0], k, *t.shape[1:]).flatten(0, 1)
+
+
+def _cat(ts: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat`` along the batch, without copying a lone tensor."""
+    return ts[0] if len(ts) == 1 else torch.cat(ts)
 
 
 class Generator(nn.Module):
@@ -190,7 +191,19 @@ class Generator(nn.Module):
 
     def encode(self, x: torch.Tensor, residual: bool = True) -> Encoding:
         """Run the down paths once. ``residual=False`` skips the residual stream (t = 0 decodes)."""
-        xb, xr = x, x if residual else None
+        return self._encode(x, len(x) if residual else 0)
+
+    def encode_pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[Encoding, Encoding]:
+        """``encode(x)`` and ``encode(y, residual=False)``, the base stream over both as one batch:
+        fewer, larger convolutions. Separately when a BatchNorm layer would pool x's statistics
+        with y's."""
+        if any(isinstance(m, nn.BatchNorm2d) for m in self.modules()):
+            return self.encode(x), self.encode(y, residual=False)
+        return self._encode(torch.cat([x, y]), len(x)).split(len(x))
+
+    def _encode(self, x: torch.Tensor, n_res: int) -> Encoding:
+        """Both streams for the first ``n_res`` samples of x, the base stream for all of them."""
+        xb, xr = x, x[:n_res] if n_res else None
         skips_b, skips_r = [], []
         for i, level in enumerate(self._levels):
             if i > 0:
@@ -200,11 +213,23 @@ class Generator(nn.Module):
             xb = level.down_base(xb)
             if xr is not None:
                 xr = level.down_res(xr)
-        return Encoding(skips_b, skips_r if residual else None, xb, xr, x if self.blend else None)
+        return Encoding(skips_b, skips_r if n_res else None, xb, xr, x if self.blend else None)
 
     def _mix(
         self, base: torch.Tensor, res: torch.Tensor | None, b: torch.Tensor, t: torch.Tensor | None
     ) -> torch.Tensor:
+        """``b * base + t * res`` plus the training noise. Coefficients with K values per encoded
+        sample decode each sample at its K values in a row, broadcast rather than copied."""
+        n = len(base)
+        m = max([len(c) for c in (b, t) if c is not None and c.ndim] or [n])
+        if m != n:
+            if m % n:
+                raise ValueError(f"{m} mixing coefficients for {n} encoded samples")
+            base = base.unsqueeze(1)
+            res = None if res is None else res.unsqueeze(1)
+            b, t = (
+                c.reshape(n, m // n, 1, 1, 1) if c is not None and c.ndim else c for c in (b, t)
+            )
         if t is None:
             out = base * b
         elif res is None:
@@ -213,7 +238,7 @@ class Generator(nn.Module):
             out = base * b + res * t
         if self.training and self.noise_std > 0:
             out = out + torch.randn_like(out) * self.noise_std
-        return out
+        return out.flatten(0, 1) if m != n else out
 
     def feature(
         self, enc: Encoding, b: float | torch.Tensor, t: float | torch.Tensor
@@ -240,23 +265,49 @@ class Generator(nn.Module):
         t: float | torch.Tensor | None = None,
         return_feature: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Decode ``b * base + t * res`` at every level; ``b``/``t`` may be (N,) per sample.
+        """Decode ``b * base + t * res`` at every level; ``b``/``t`` may hold a value per sample,
+        or K per sample (N*K: each sample decoded at its K values in a row).
 
         ``t=None`` decodes the base stream alone (the original's ``G(x; 1, 0)`` up to 0 * res).
         """
-        like = enc.bottom_base
-        b_, t_ = self._coef(b, like), self._coef(t, like)
-        f = self._mix(enc.bottom_base, enc.bottom_res, b_, t_)  # (N, 8ngf, 1, 1) at full depth
+        return self.decode_parts([(enc, t)], b, return_feature)
+
+    def decode_parts(
+        self,
+        parts: Sequence[tuple[Encoding, float | torch.Tensor | None]],
+        b: float | torch.Tensor = 1.0,
+        return_feature: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``decode(enc, b, t)`` of every ``(enc, t)`` part as one batch, in order. Each part is
+        mixed on its own at every level and only the mixes are joined, so no joined copy of the
+        encodings is ever held."""
+
+        coefs = [(e, self._coef(b, e.bottom_base), self._coef(t, e.bottom_base)) for e, t in parts]
+
+        def mix(i: int | None) -> list[torch.Tensor]:  # per part: level i's skips or the bottleneck
+            out = []
+            for e, b_, t_ in coefs:
+                if i is None:
+                    out.append(self._mix(e.bottom_base, e.bottom_res, b_, t_))
+                else:
+                    res = None if e.skips_res is None else e.skips_res[i]
+                    out.append(self._mix(e.skips_base[i], res, b_, t_))
+            return out
+
+        fs = mix(None)  # (M, 8ngf, 1, 1) at full depth
+        f = _cat(fs)
         h = self._levels[-1].up_all(f)
         for i in range(len(self._levels) - 1, 0, -1):
-            res = None if enc.skips_res is None else enc.skips_res[i - 1]
-            x = torch.cat([self._mix(enc.skips_base[i - 1], res, b_, t_), h], 1)
+            x = torch.cat([_cat(mix(i - 1)), h], 1)
             h = self._levels[i - 1].up_all(x)
         if self.blend:
-            if enc.image is None:
-                raise ValueError("a --blend generator needs the encoded image in its Encoding")
+            images = []
+            for (e, _), fp in zip(parts, fs, strict=True):
+                if e.image is None:
+                    raise ValueError("a --blend generator needs the encoded image in its Encoding")
+                images.append(repeat_each(e.image, len(fp) // len(e.image)))
             m = torch.sigmoid(self.model.up_mask(torch.relu(x)))
-            h = m * h + (1 - m) * enc.image
+            h = m * h + (1 - m) * _cat(images)
         return (h, torch.relu(f)) if return_feature else h
 
     def forward(
