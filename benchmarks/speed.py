@@ -4,9 +4,12 @@
     python benchmarks/speed.py --configs small --repeats 5 --device cuda
 
 For each config the same networks (same seed) and the same inputs go through
-(a) ``model.train_step`` / ``generate.animate`` with fused Adam and (b)
+(a) ``model.train_step`` / ``generate.animate`` with fused Adam, in a process set up as
+``affinegan train`` and ``generate`` set up theirs (``allocator.keep_freed_memory``), and (b)
 ``reference.reference_train_step`` / ``reference.reference_frames`` (12 full generator calls per
-iteration, one per frame) with the original's plain ``torch.optim.Adam``.
+iteration, one per frame) with the original's plain ``torch.optim.Adam`` and default malloc.
+``--same-runtime`` gives (b) the fused Adam and the allocator setting too, so that only the call
+pattern differs.
 The "iteration + data" rows add loading the sample from image files, as a training run does:
 a synthetic dataset of 256 px PNG frames and masks (the size ``affinegan prepare`` writes),
 read by ``ClipDataset`` in the main process, which decodes and resizes every file at every step
@@ -33,6 +36,7 @@ import platform
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -129,13 +133,30 @@ def _loader(cfg, data: str, cached: bool, device: str):
     return it
 
 
-def _runner(name: str, path: str, task: str, device: str, data: str):
+@dataclass(frozen=True)
+class Job:
+    """One row of the table: a config and a task, measured for both paths."""
+
+    name: str  # key of CONFIGS
+    task: str  # key of TASKS
+    device: str
+    threads: int
+    data: str  # the image dataset of the "data" task
+    same_runtime: bool  # the reference also gets the project's runtime (fused Adam, allocator)
+
+
+def _runner(job: Job, path: str):
     """The callable one measurement repeats, set up and warmed up."""
+    from affinegan.allocator import keep_freed_memory
     from affinegan.generate import animate
     from affinegan.model import train_step
     from affinegan.reference import reference_frames, reference_train_step
 
-    cfg, nets, opts, batch = _setup(name, device, fused=path == "project")
+    project_runtime = path == "project" or job.same_runtime
+    if project_runtime:  # as `affinegan train` / `affinegan generate` set up their process
+        keep_freed_memory()
+    task, device = job.task, job.device
+    cfg, nets, opts, batch = _setup(job.name, device, fused=project_runtime)
     alphas = [i / (FRAMES - 1) for i in range(FRAMES)]
     step = train_step if path == "project" else reference_train_step
     if task == "train":
@@ -143,7 +164,7 @@ def _runner(name: str, path: str, task: str, device: str, data: str):
         def run():
             return step(nets, opts, batch, cfg)
     elif task == "data":
-        samples = _loader(cfg, data, path == "project", device)
+        samples = _loader(cfg, job.data, path == "project", device)
 
         def run():
             return step(nets, opts, next(samples), cfg)
@@ -161,13 +182,14 @@ def _runner(name: str, path: str, task: str, device: str, data: str):
     return run
 
 
-def _worker(name: str, path: str, task: str, device: str, threads: int, data: str, conn) -> None:
-    """Child process serving one (config, path, task): "time" a block of runs, count the
-    "flops" of one, or the "memory" one run adds on top of the warmed-up process; "stop"."""
+def _worker(job: Job, path: str, conn) -> None:
+    """Child process serving one path of a job: "time" a block of runs, count the "flops" of
+    one, or the "memory" one run adds on top of the warmed-up process; "stop"."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    torch.set_num_threads(threads)
-    run = _runner(name, path, task, device, data)
+    torch.set_num_threads(job.threads)
+    device = job.device
+    run = _runner(job, path)
     conn.send("ready")
     while (cmd := conn.recv()) != "stop":
         if cmd == "time":
@@ -199,15 +221,14 @@ def _worker(name: str, path: str, task: str, device: str, threads: int, data: st
 
 
 @contextlib.contextmanager
-def _workers(name: str, task: str, device: str, threads: int, data: str):
+def _workers(job: Job):
     """A live worker process per path."""
     ctx = mp.get_context("spawn")
     procs, conns = [], {}
     try:
         for path in PATHS:
             here, there = ctx.Pipe()
-            args = (name, path, task, device, threads, data, there)
-            proc = ctx.Process(target=_worker, args=args, daemon=True)
+            proc = ctx.Process(target=_worker, args=(job, path, there), daemon=True)
             proc.start()
             there.close()  # a worker that dies then shows up as EOFError, not a hang
             procs.append(proc)
@@ -231,7 +252,7 @@ def _ask(conn, cmd: str):
     return conn.recv()
 
 
-def measure(name: str, task: str, device: str, repeats: int, threads: int, data: str) -> dict:
+def measure(job: Job, repeats: int) -> dict:
     """Both paths timed in alternating blocks (which one goes first alternating too), so a slow
     spell of a shared machine hits both alike; at least ``repeats`` timed runs and ``MIN_SECONDS``
     per path."""
@@ -240,7 +261,7 @@ def measure(name: str, task: str, device: str, repeats: int, threads: int, data:
     def enough(r: dict) -> bool:
         return len(r["times"]) >= repeats and sum(r["times"]) >= MIN_SECONDS
 
-    with _workers(name, task, device, threads, data) as conns:
+    with _workers(job) as conns:
         rounds = 0
         while not all(enough(r) for r in out.values()):
             for path in PATHS if rounds % 2 == 0 else PATHS[::-1]:
@@ -286,13 +307,20 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--tasks", default=",".join(TASKS), help=f"any of {','.join(TASKS)}")
+    ap.add_argument(
+        "--same-runtime",
+        action="store_true",
+        help="give the reference the project's runtime too (fused Adam, allocator setting): "
+        "then only the call pattern differs",
+    )
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
     tasks = a.tasks.split(",")
     if unknown := sorted(set(tasks) - set(TASKS)):
         ap.error(f"--tasks: unknown {', '.join(unknown)}; choose from {', '.join(TASKS)}")
     peak = matmul_peak_gflops(a.device, a.threads)
-    print(f"machine: {machine(a.device, a.threads)}; matmul peak {peak:.0f} GFLOP/s\n")
+    runtime = "same runtime for both" if a.same_runtime else "reference: plain Adam, default malloc"
+    print(f"machine: {machine(a.device, a.threads)}; matmul peak {peak:.0f} GFLOP/s; {runtime}\n")
     rows, results = [], {}
     with tempfile.TemporaryDirectory(prefix="affinegan-speed-") as tmp:
         data = ""
@@ -300,7 +328,8 @@ def main() -> None:
             data = str(render_dataset(Path(tmp), "smile", clips=8, test_clips=0, size=256))
         for name in a.configs.split(","):
             for task in tasks:
-                r = measure(name, task, a.device, a.repeats, a.threads, data)
+                job = Job(name, task, a.device, a.threads, data, a.same_runtime)
+                r = measure(job, a.repeats)
                 results[f"{name}/{task}"] = r
                 ref, ours = r["reference"], r["project"]
                 rate = ours["gflop"] / ours["median_s"]
@@ -323,6 +352,7 @@ def main() -> None:
             json.dump(
                 {
                     "machine": machine(a.device, a.threads),
+                    "same_runtime": a.same_runtime,
                     "matmul_gflops": peak,
                     "results": results,
                 },

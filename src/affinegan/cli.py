@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .allocator import keep_freed_memory
 from .config import GenerateConfig, TrainConfig, build_parser, from_args
 from .errors import AffineGANError
 
@@ -26,6 +27,7 @@ def train_main(argv: list[str] | None = None, prog: str = "affinegan train") -> 
 
     parser = build_parser(TrainConfig, prog, "Train an AffineGAN model on one expression.")
     cfg = from_args(TrainConfig, parser, argv)
+    keep_freed_memory()
     run_dir = train(cfg)
     print(f"model saved in {run_dir}")
     return 0
@@ -43,6 +45,7 @@ def generate_main(argv: list[str] | None = None, prog: str = "affinegan generate
     if prog == "affinegan generate":
         parser.set_defaults(eval=True)
     cfg = from_args(GenerateConfig, parser, argv)
+    keep_freed_memory()
     out = generate(cfg)
     print(f"results in {out} (open {out / 'index.html'})")
     return 0

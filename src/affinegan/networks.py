@@ -332,7 +332,7 @@ class PatchDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         bias = norm == "instance"
-        seq: list[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2)]
+        seq: list[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         mult = 1
         for n in range(1, n_layers + 1):
             prev, mult = mult, min(2**n, 8)
@@ -340,7 +340,7 @@ class PatchDiscriminator(nn.Module):
             seq += [
                 nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=bias),
                 _norm(norm, ndf * mult),
-                nn.LeakyReLU(0.2),
+                nn.LeakyReLU(0.2, inplace=True),
             ]
         seq.append(nn.Conv2d(ndf * mult, 1, 4, 1, 1))
         if sigmoid:

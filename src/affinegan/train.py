@@ -277,8 +277,8 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
     if cfg.compile:
         for _, net in nets.items():
             net.forward = torch.compile(net.forward)
-        nets.G.encode = torch.compile(nets.G.encode)
-        nets.G.decode = torch.compile(nets.G.decode)
+        for name in ("encode", "encode_pair", "decode_parts"):  # what train_step calls
+            setattr(nets.G, name, torch.compile(getattr(nets.G, name)))
 
     run_dir = cfg.run_dir
     logger = None
