@@ -32,6 +32,7 @@ import contextlib
 import itertools
 import json
 import multiprocessing as mp
+import os
 import platform
 import statistics
 import tempfile
@@ -61,10 +62,17 @@ def _cpu_peak_mb(run) -> float:
     An unmeasured run first, so every block the measured run frees is a known one."""
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run()
-        with record_function("measured"):
+    saved = os.dup(2)  # the profiler's C++ side chatters on stderr; the table is on stdout
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             run()
+            with record_function("measured"):
+                run()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
     events = prof.profiler.kineto_results.events()
     mark = next(e for e in events if e.name() == "measured")
     level = start = peak = 0

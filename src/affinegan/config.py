@@ -54,7 +54,11 @@ class ModelOptions:
     ndf: int = _opt(64, "discriminator filters in the first conv layer")
     netD: str = _opt("basic", "discriminator: basic (3 layers) | n_layers")
     n_layers_D: int = _opt(3, "discriminator depth when --netD n_layers")
-    norm: str = _opt("instance", "instance | batch normalisation")
+    norm: str = _opt(
+        "instance",
+        "instance | batch normalisation (batch: statistics pooled over the K targets of a step, "
+        "which the original, one image per call, normalised one by one)",
+    )
     no_dropout: bool = _opt(False, "no dropout in the generator")
     init_type: str = _opt("normal", "weight init: normal | xavier | kaiming | orthogonal")
     init_gain: float = _opt(0.02, "std / gain of the weight init")
