@@ -109,6 +109,7 @@ def demo_main(argv: list[str] | None = None) -> int:
     if netg is None:
         raise AffineGANError(f"--size {a.size}: the demo supports 64, 128 or 256")
     epochs = max(1, -(-a.steps // a.clips))
+    keep_freed_memory()
     t0 = time.perf_counter()
     cfg = TrainConfig(
         dataroot=str(data),
