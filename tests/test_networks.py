@@ -110,8 +110,19 @@ def test_decode_parts_equals_plain_calls():
     want = [G(x[i // 3, None], 1.0, a)[0] for i, a in enumerate(t.tolist())]
     want += [G(y[i, None], 1.0, 0.0)[0] for i in range(3)]
     torch.testing.assert_close(got, torch.cat(want), atol=1e-6, rtol=1e-5)
+    # b per face next to t per frame; a single t for every face
+    b = torch.tensor([0.9, 1.1])
+    got = G.decode(G.encode(x), b, t)
+    want = [G(x[i // 3, None], b[i // 3].item(), a)[0] for i, a in enumerate(t.tolist())]
+    torch.testing.assert_close(got, torch.cat(want), atol=1e-6, rtol=1e-5)
+    got = G.decode(G.encode(x), 1.0, torch.tensor([0.5]))
+    torch.testing.assert_close(got, torch.cat([G(x[i, None], 1.0, 0.5)[0] for i in range(2)]))
     with pytest.raises(ValueError, match="4 mixing coefficients for 3 encoded samples"):
         G.decode(G.encode(y), 1.0, torch.ones(4))
+    with pytest.raises(ValueError, match="3/6 mixing coefficients for 2 encoded samples"):
+        G.decode(G.encode(x), torch.ones(3), t)
+    with pytest.raises(ValueError, match="one b for all parts"):
+        G.decode_parts([(G.encode(x), t), (G.encode(y, residual=False), None)], torch.ones(9))
 
 
 def test_streams_do_not_depend_on_mixing_weights():

@@ -183,6 +183,7 @@ class Generator(nn.Module):
             output_nc, ngf, input_nc=input_nc, sub=level, outermost=True, blend=blend
         )
         self.blend = blend
+        self.norm = norm
         self.noise_std = noise_std
         levels = [self.model]
         while levels[-1].sub is not None:
@@ -197,7 +198,7 @@ class Generator(nn.Module):
         """``encode(x)`` and ``encode(y, residual=False)``, the base stream over both as one batch:
         fewer, larger convolutions. Separately when a BatchNorm layer would pool x's statistics
         with y's."""
-        if any(isinstance(m, nn.BatchNorm2d) for m in self.modules()):
+        if self.norm == "batch":
             return self.encode(x), self.encode(y, residual=False)
         return self._encode(torch.cat([x, y]), len(x)).split(len(x))
 
@@ -221,14 +222,17 @@ class Generator(nn.Module):
         """``b * base + t * res`` plus the training noise. Coefficients with K values per encoded
         sample decode each sample at its K values in a row, broadcast rather than copied."""
         n = len(base)
-        m = max([len(c) for c in (b, t) if c is not None and c.ndim] or [n])
+        lens = [len(c) for c in (b, t) if c is not None and c.ndim and len(c) > 1]
+        m = max(lens, default=n)
+        if lens and (n == 0 or m % n or any(x not in (n, m) for x in lens)):
+            counts = "/".join(str(x) for x in sorted(set(lens)))
+            raise ValueError(f"{counts} mixing coefficients for {n} encoded samples")
         if m != n:
-            if m % n:
-                raise ValueError(f"{m} mixing coefficients for {n} encoded samples")
             base = base.unsqueeze(1)
             res = None if res is None else res.unsqueeze(1)
             b, t = (
-                c.reshape(n, m // n, 1, 1, 1) if c is not None and c.ndim else c for c in (b, t)
+                c.reshape(n, -1, 1, 1, 1) if c is not None and c.ndim and len(c) > 1 else c
+                for c in (b, t)
             )
         if t is None:
             out = base * b
@@ -280,8 +284,9 @@ class Generator(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``decode(enc, b, t)`` of every ``(enc, t)`` part as one batch, in order. Each part is
         mixed on its own at every level and only the mixes are joined, so no joined copy of the
-        encodings is ever held."""
-
+        encodings is ever held. ``b`` is one number for all parts."""
+        if len(parts) > 1 and torch.is_tensor(b) and b.numel() > 1:
+            raise ValueError("decode_parts takes one b for all parts, not one per sample")
         coefs = [(e, self._coef(b, e.bottom_base), self._coef(t, e.bottom_base)) for e, t in parts]
 
         def mix(i: int | None) -> list[torch.Tensor]:  # per part: level i's skips or the bottleneck
