@@ -22,16 +22,17 @@ nets = build_nets(cfg)
 opts = build_optimizers(nets, cfg)
 batch = {"A": torch.rand(1, 3, s, s), "B": torch.rand(1, k, 3, s, s)}
 batch.update(mask_A=torch.ones(1, 3, s, s), mask_B=torch.ones(1, k, 3, s, s))
-for _ in range(3):  # the steady state: what a long run does every step
+for _ in range(3):  # warm-up: the first steps fault their memory in either way
     train_step(nets, opts, batch, cfg)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-train_step(nets, opts, batch, cfg)
+for _ in range(5):  # the steady state: what a long run does every step
+    train_step(nets, opts, batch, cfg)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
 def _step_faults(mode: str) -> int:
-    """Page faults of the fourth training step in a fresh process."""
+    """Page faults of training steps 4 to 8 in a fresh process."""
     out = subprocess.run(
         [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True, timeout=300
     )
@@ -43,9 +44,10 @@ def _step_faults(mode: str) -> int:
 @pytest.mark.skipif(sys.platform == "win32", reason="needs the resource module")
 def test_training_step_reuses_freed_memory():
     control = _step_faults("default")  # glibc hands large blocks back and faults them in again
-    if control < 1000:
-        pytest.skip(f"only {control} page faults per step without the setting: no contrast")
-    assert _step_faults("keep") < control / 20
+    if control < 5000:
+        pytest.skip(f"only {control} page faults in 5 steps without the setting: no contrast")
+    kept = _step_faults("keep")  # measured: 300-1000 (the heap still grows now and then)
+    assert kept < control / 10, f"{kept} page faults with the setting, {control} without"
 
 
 def test_opt_out(monkeypatch):
