@@ -79,11 +79,10 @@ def _cpu_peak_mb(run) -> float:
     for e in sorted((e for e in events if e.name() == "[memory]"), key=lambda e: e.start_ns()):
         if e.start_ns() > mark.end_ns():
             break
+        level += e.nbytes()
         if e.start_ns() < mark.start_ns():
-            level += e.nbytes()
             start = peak = level
         else:
-            level += e.nbytes()
             peak = max(peak, level)
     return (peak - start) / 2**20
 
