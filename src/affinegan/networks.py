@@ -222,16 +222,16 @@ class Generator(nn.Module):
         """``b * base + t * res`` plus the training noise. Coefficients with K values per encoded
         sample decode each sample at its K values in a row, broadcast rather than copied."""
         n = len(base)
-        lens = [len(c) for c in (b, t) if c is not None and c.ndim and len(c) > 1]
+        lens = {len(c) for c in (b, t) if c is not None and c.ndim and len(c) > 1}
         m = max(lens, default=n)
-        if lens and (n == 0 or m % n or any(x not in (n, m) for x in lens)):
-            counts = "/".join(str(x) for x in sorted(set(lens)))
+        if lens - {n, m} or (lens and (n == 0 or m % n)):
+            counts = "/".join(str(x) for x in sorted(lens))
             raise ValueError(f"{counts} mixing coefficients for {n} encoded samples")
-        if m != n:
+        if m != n:  # (n, K, ...): a single value broadcasts, n values per sample, m per frame
             base = base.unsqueeze(1)
             res = None if res is None else res.unsqueeze(1)
             b, t = (
-                c.reshape(n, -1, 1, 1, 1) if c is not None and c.ndim and len(c) > 1 else c
+                c.reshape(min(len(c), n), -1, 1, 1, 1) if c is not None and c.ndim else c
                 for c in (b, t)
             )
         if t is None:
