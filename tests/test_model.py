@@ -7,14 +7,18 @@ import torch
 from tiny import K, random_batch, tiny_config
 
 from affinegan import model
+from affinegan.config import PRESETS, TrainConfig, apply_preset, build_parser, from_args
+from affinegan.errors import AffineGANError
 from affinegan.model import (
     Optimizers,
     build_nets,
     build_optimizers,
     encode_batch,
+    expression_region,
     generator_forward,
     infer_alpha,
     order_hinge,
+    region_l1,
     train_step,
 )
 from affinegan.reference import reference_train_step
@@ -221,3 +225,36 @@ def test_fused_adam_is_the_originals_update():
     for (name, net), (_, other) in zip(nets.items(), plain_nets.items(), strict=True):
         for (pname, p), q in zip(net.named_parameters(), other.parameters(), strict=True):
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7, msg=f"{name}.{pname}")
+
+
+def test_region_l1_by_hand():
+    """The region is where a target differs from the input by more than the threshold, grown by
+    one pixel; the loss is the mean error over its pixels alone."""
+    cond = torch.zeros(1, 3, 8, 8)
+    real = cond.clone()
+    real[:, :, 3:5, 3:5] = 0.5  # 64 grey levels: inside the region
+    real[:, 0, 0, 7] = 0.1  # 13 levels: below the 20-level threshold
+    region = expression_region(real, cond, 20.0)
+    assert region.shape == (1, 1, 8, 8)
+    assert region[0, 0, 2:6, 2:6].eq(1).all() and region.sum() == 16  # 2x2 grown to 4x4
+    fake = real.clone()
+    fake[:, :, 3:5, 3:5] = 0.0  # the expression not drawn: error 0.5 on 4 of 16 region pixels
+    torch.testing.assert_close(region_l1(fake, real, region), torch.tensor(0.5 * 4 / 16))
+    assert region_l1(real, real, region) == 0
+
+
+def test_presets_fill_only_what_the_user_did_not_set():
+    cfg = apply_preset(TrainConfig(preset="expressive", lambda_order=3.0), {"lambda_order"})
+    assert cfg.blend and cfg.ema > 0 and cfg.lambda_region > 0 and cfg.lambda_order == 3.0
+    paper = apply_preset(TrainConfig())
+    assert not paper.blend and paper.ema == 0 and paper.lambda_region == 0
+    cli = from_args(
+        TrainConfig,
+        build_parser(TrainConfig, "t", ""),
+        ["--dataroot", "d", "--preset", "expressive", "--ema=0.5"],
+    )
+    assert (
+        cli.ema == 0.5 and cli.blend and cli.lambda_region == PRESETS["expressive"]["lambda_region"]
+    )
+    with pytest.raises(AffineGANError, match="--preset 'vivid'"):
+        apply_preset(TrainConfig(preset="vivid"))

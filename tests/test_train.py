@@ -14,7 +14,7 @@ from tiny import REPO, TINY_FLAGS, tiny_config
 
 from affinegan import checkpoint as ckpt
 from affinegan.cli import main
-from affinegan.config import GenerateConfig, TrainConfig
+from affinegan.config import GenerateConfig, TrainConfig, apply_preset
 from affinegan.data.synthetic import render_dataset
 from affinegan.generate import generate
 from affinegan.train import train
@@ -72,6 +72,29 @@ def test_resume_is_exact(data, tmp_path, stop_at):
         r["step"] for r in map(json.loads, (resumed / "metrics.jsonl").read_text().split("\n")[:-1])
     ]
     assert steps == list(range(1, 9))
+
+
+def test_resume_is_exact_with_the_expressive_preset(data, tmp_path):
+    """The preset's extras (EMA weights, region loss, blend, order) resume bit for bit too."""
+    kw = dict(preset="expressive", ema=0.9)  # a short horizon, so 8 steps move the average
+    straight = train(apply_preset(tiny(data, tmp_path / "a", max_steps=8, **kw), {"ema"}))
+    train(apply_preset(tiny(data, tmp_path / "b", max_steps=3, **kw), {"ema"}))
+    resumed = train(
+        apply_preset(tiny(data, tmp_path / "b", max_steps=8, continue_train=True, **kw), {"ema"})
+    )
+    for run in (straight, resumed):
+        assert json.loads((run / "train_opt.json").read_text())["lambda_region"] > 0
+    ema = [ckpt.load_weights(r / "latest_net_G_ema.pth") for r in (straight, resumed)]
+    assert_same_weights({"G_ema": ema[0]}, {"G_ema": ema[1]})
+    assert_same_weights(weights(straight), weights(resumed))
+    g = ckpt.load_weights(straight / "latest_net_G.pth")
+    assert any(not torch.equal(g[k], ema[0][k]) for k in g)  # the average is not the last step
+    from affinegan.generate import load_generator
+
+    used = load_generator(straight, size=64).G.state_dict()
+    assert all(torch.equal(used[k], ema[0][k]) for k in used)  # generation uses the average
+    raw = load_generator(straight, size=64, ema=False).G.state_dict()
+    assert all(torch.equal(raw[k], g[k]) for k in raw)
 
 
 def test_resume_exact_with_a_ragged_last_batch(data, tmp_path):

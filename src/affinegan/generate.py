@@ -32,14 +32,22 @@ class LoadedModel:
 
 
 def load_generator(
-    run_dir: Path, epoch: str = "latest", opts: ModelOptions | None = None, size: int = 0
+    run_dir: Path,
+    epoch: str = "latest",
+    opts: ModelOptions | None = None,
+    size: int = 0,
+    ema: bool = True,
 ) -> LoadedModel:
     """Rebuild G from a run folder: the saved config if any, else the weights' own shapes.
 
-    Works for runs of this project and for the original code's ``<epoch>_net_G.pth``.
+    Works for runs of this project and for the original code's ``<epoch>_net_G.pth``. A run
+    trained with ``--ema`` also saved ``<epoch>_net_G_ema.pth``, the averaged weights, which
+    are used unless ``ema=False``.
     """
     run_dir = Path(run_dir)
     path = ckpt.weight_path(run_dir, epoch, "G")
+    if ema and ckpt.weight_path(run_dir, epoch, "G_ema").is_file():
+        path = ckpt.weight_path(run_dir, epoch, "G_ema")
     sd = ckpt.load_weights(path)
     saved = ckpt.read_config(run_dir) or {}
     kwargs = ModelOptions(**{k: saved[k] for k in ModelOptions.__dataclass_fields__ if k in saved})

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .config import ModelOptions, TrainConfig
 from .networks import (
@@ -35,11 +36,17 @@ class Nets:
     D: PatchDiscriminator
     D_alpha: AlphaDiscriminator
     D_patch: PatchDiscriminator | None
+    G_ema: AveragedModel | None = None  # --ema: the moving average of G's weights
 
     def items(self) -> list[tuple[str, nn.Module]]:
-        """(original file label, module): G, D, D_alpha, D_Patch."""
+        """(original file label, module): G, D, D_alpha, D_Patch (the trained networks)."""
         pairs = [("G", self.G), ("D", self.D), ("D_alpha", self.D_alpha)]
         return pairs + ([("D_Patch", self.D_patch)] if self.D_patch is not None else [])
+
+    @property
+    def G_eval(self) -> Generator:
+        """The generator samples and generation should use: the average with ``--ema``."""
+        return self.G if self.G_ema is None else self.G_ema.module
 
 
 @dataclass
@@ -52,6 +59,14 @@ class Optimizers:
     def items(self) -> list[tuple[str, torch.optim.Optimizer]]:
         pairs = [("G", self.G), ("D", self.D), ("D_alpha", self.D_alpha)]
         return pairs + ([("D_Patch", self.D_patch)] if self.D_patch is not None else [])
+
+
+def build_ema(G: Generator, decay: float) -> AveragedModel:
+    """An exponential moving average of G's weights (and buffers), updated after each G step.
+
+    Samples of a GAN's average weights are smoother and less noisy than those of the last
+    step, most of all early in training (docs/results.md measures it)."""
+    return AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def build_generator(opts: ModelOptions) -> Generator:
@@ -122,6 +137,20 @@ def order_hinge(alpha: torch.Tensor, index: torch.Tensor, margin: float) -> torc
     later = (index[:, None, :] > index[:, :, None]).to(alpha.dtype)  # [n, j, k]: k after j
     gap = alpha[:, :, None] - alpha[:, None, :] + margin
     return (torch.relu(gap) * later).sum() / later.sum().clamp(min=1)
+
+
+def expression_region(real: torch.Tensor, cond: torch.Tensor, threshold: float) -> torch.Tensor:
+    """(M, 1, H, W) float mask of the pixels where a target differs from its input by more than
+    ``threshold`` grey levels in some channel, grown by one pixel: where the expression is."""
+    diff = (real - cond).abs().amax(1, keepdim=True) > threshold * 2.0 / 255.0
+    return F.max_pool2d(diff.to(real.dtype), 3, 1, 1)
+
+
+def region_l1(fake: torch.Tensor, real: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over the region's pixels only, so a small mouth counts as much as a
+    large one (``--lambda_region``; not in the original)."""
+    err = (fake - real).abs() * region
+    return err.sum() / (region.sum() * fake.shape[1]).clamp(min=1.0)
 
 
 def gan_loss(pred: torch.Tensor, real: bool, lsgan: bool) -> torch.Tensor:
@@ -317,6 +346,11 @@ def train_step(
     g_gan = gan_loss(pred, True, lsgan)
     g_l1 = F.l1_loss(fake.to(real.dtype), real) * cfg.lambda_L1
     loss_fake = g_gan + g_l1
+    if cfg.lambda_region > 0:
+        region = expression_region(real, cond, cfg.region_threshold)
+        g_region = region_l1(fake.to(real.dtype), real, region) * cfg.lambda_region
+        losses["G_region"] = g_region.detach()
+        loss_fake = loss_fake + g_region
     if pred_patch is not None:
         g_patch = gan_loss(pred_patch, True, lsgan)
         loss_fake = loss_fake + g_patch
@@ -351,6 +385,8 @@ def train_step(
         roots = [so.scale(loss_alpha)] + [t for t, _ in pairs]
         torch.autograd.backward(roots, [None] + [g for _, g in pairs])
     so.step(G, opts.G)
+    if nets.G_ema is not None:
+        nets.G_ema.update_parameters(G)
     for net in frozen:
         set_requires_grad(net, True)
     if so.scaler is not None:

@@ -24,6 +24,7 @@ from .model import (
     Nets,
     Optimizers,
     StepOptions,
+    build_ema,
     build_nets,
     build_optimizers,
     lr_factor,
@@ -112,6 +113,8 @@ def _restore(
             opt.load_state_dict(state["optimizers"][name])
         if so.scaler is not None and state.get("scaler"):
             so.scaler.load_state_dict(state["scaler"])
+        if nets.G_ema is not None and state.get("ema"):
+            nets.G_ema.load_state_dict(state["ema"])
         if not ckpt.restore_rng(state, world.rank):
             log.warning(
                 "note: the run was saved with fewer processes; rank %d reseeded", world.rank
@@ -265,6 +268,8 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
         net.to(device).train()
         if cfg.channels_last:
             net.to(memory_format=torch.channels_last)
+    if cfg.ema > 0:
+        nets.G_ema = build_ema(nets.G, cfg.ema)
     opts = build_optimizers(nets, cfg)
     so = _step_options(cfg, device, world)
     torch.manual_seed(cfg.seed * world.size + world.rank + 1)  # each rank its own noise stream
@@ -321,10 +326,13 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
         nonlocal saved_at
         rng = dist.gather_objects(world, ckpt.rng_state())
         if world.main:
-            ckpt.save_weights(run_dir, "latest", nets.items())
+            weights = nets.items() + ([("G_ema", nets.G_eval)] if nets.G_ema is not None else [])
+            ckpt.save_weights(run_dir, "latest", weights)
             if label is not None:
-                ckpt.save_weights(run_dir, label, nets.items())
+                ckpt.save_weights(run_dir, label, weights)
             extra = {"scaler": so.scaler.state_dict()} if so.scaler is not None else {}
+            if nets.G_ema is not None:
+                extra["ema"] = nets.G_ema.state_dict()
             ckpt.save_state(run_dir, nets.items(), opts.items(), progress, asdict(cfg), rng, extra)
         dist.barrier(world)
         saved_at = progress.total_steps
@@ -368,7 +376,7 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
                     if bar.disable:  # no terminal: print the original's loss line
                         log.info(line)
                 if logger is not None and step % cfg.display_freq == 0:
-                    logger.samples(progress, nets.G, batch)
+                    logger.samples(progress, nets.G_eval, batch)
                 if step % cfg.save_latest_freq == 0:
                     save()
                 stop = dist.any_rank(world, sigint["stop"], device)
