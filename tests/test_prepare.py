@@ -144,7 +144,7 @@ def test_neutral_to_peak_ignores_head_motion() -> None:
     smile = np.array([0.3, 0.1, 0.0, 0.0, 0.2, 0.5, 0.8, 1.0, 0.7, 0.3, 0.0])
     assert neutral_to_peak(_track(len(smile), smile)) == (2, 7)
     assert neutral_to_peak(_track(len(smile), smile, move=False)) == (2, 7)
-    assert neutral_to_peak(_track(8, np.zeros(8))) is None
+    assert isinstance(neutral_to_peak(_track(8, np.zeros(8))), str)
 
 
 def test_head_motion_flags_a_moving_head_only() -> None:

@@ -51,6 +51,8 @@ MIN_FACE_FRACTION = 0.5  # a clip fails when the face is detected in fewer of it
 PADDING_WARNING = 0.1  # warn when this fraction of the crop lies outside the frame
 SMALL_CROP = 0.75  # warn when the crop is upscaled by more than 1 / SMALL_CROP
 MIN_EXPRESSION = 0.012  # --trim: least mean landmark change (inter-ocular units) worth trimming
+MIN_SHARE = 0.4  # --trim: least share of landmark change along the expression's one direction
+MAX_HEAD = 0.35  # --trim: the first frames must lie this near one end of the expression axis
 JPEG_QUALITY = 95
 # Landmarks that an expression barely moves (nose, eye corners): aligning on them removes
 # head motion before expression change is measured.
@@ -332,26 +334,58 @@ def head_motion(points: np.ndarray, face_size: float) -> HeadMotion:
     )
 
 
-def neutral_to_peak(points: np.ndarray) -> tuple[int, int] | None:
-    """``(neutral, peak)`` frame indices of an ``(N, 68, 2)`` landmark track, or None when the
-    face barely changes.
+def _expression_score(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """Each frame's position along the clip's main direction of landmark change, in [0, 1], and
+    the share of change that direction explains.
 
-    The peak is the frame farthest from the first one, the neutral frame the one before it
-    farthest from the peak, and the final peak the frame after it farthest from that neutral
-    frame: a clip may start mid-expression and end on the way back.
+    Coordinates are weighted by how smooth their motion is (1 - frame-to-frame jitter / total
+    variance), so the jaw line and other points the detector fits noisily do not outvote the
+    mouth, brows and eyelids that carry the expression.
+    """
+    flat = x.reshape(len(x), -1)
+    centred = flat - flat.mean(0)
+    jitter = np.square(np.diff(flat, axis=0)).mean(0) / 2
+    weighted = centred * np.clip(1 - jitter / np.maximum(centred.var(0), 1e-12), 0, None)
+    _, sv, vt = np.linalg.svd(weighted, full_matrices=False)
+    score = weighted @ vt[0]
+    return (score - score.min()) / np.ptp(score), float(sv[0] ** 2 / (sv**2).sum())
+
+
+def neutral_to_peak(points: np.ndarray) -> tuple[int, int] | str:
+    """``(neutral, peak)`` frame indices of an ``(N, 68, 2)`` landmark track, or the reason why
+    they cannot be told apart.
+
+    Frames are scored along the main direction of expression change (``_expression_score``);
+    the end of that axis nearer the clip's first frames is neutral. The peak is the highest
+    score, the neutral frame the lowest before it; both grow over neighbours within the noise,
+    the neutral frame back to the earliest and the peak on to the last, because a detector
+    barely sees a faint expression, so near-neutral and near-peak frames score alike.
     """
     x = _aligned(np.asarray(points, np.float64))
-    scale = _eye_distance(x[0])
-
-    def change(ref: int) -> np.ndarray:
-        return np.linalg.norm(x - x[ref], axis=2).mean(1) / scale
-
-    first_peak = int(np.argmax(change(0)))
-    neutral = int(np.argmax(change(first_peak)[: first_peak + 1]))
-    after = change(neutral)[neutral:]
-    if after.max() < MIN_EXPRESSION:
-        return None
-    return neutral, neutral + int(np.argmax(after))
+    x /= _eye_distance(x[0])
+    if np.linalg.norm(x - x[0], axis=2).mean(1).max() < MIN_EXPRESSION:
+        return "the face barely changes"
+    score, share = _expression_score(x)
+    if share < MIN_SHARE:
+        return f"the landmarks change in several ways at once ({share:.0%} along the main one)"
+    head = float(score[:3].mean())
+    if head > 0.5:
+        score, head = 1 - score, 1 - head
+    if head > MAX_HEAD:
+        return "the clip starts halfway between neutral and peak"
+    # A running median of three frames overrides single-frame detector failures; what it
+    # removes measures the noise.
+    padded = np.concatenate([score[:1], score, score[-1:]])
+    smooth = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    tol = max(0.05, 4 * 1.4826 * float(np.median(np.abs(score - smooth))))
+    score = smooth
+    peak = int(np.argmax(score))
+    neutral = int(np.argmin(score[: peak + 1]))
+    while neutral > 0 and score[neutral - 1] <= score[neutral] + tol:
+        neutral -= 1
+    while peak < len(score) - 1 and score[peak + 1] >= score[peak] - tol:
+        peak += 1
+    return neutral, peak
 
 
 def _evenly(indices: list[int], n: int) -> list[int]:
@@ -430,8 +464,8 @@ def _select(
 
     if opts.trim:
         span = neutral_to_peak(track)
-        if span is None:
-            report.warnings.append("--trim found no clear expression change; kept all frames")
+        if isinstance(span, str):
+            report.warnings.append(f"--trim cannot tell neutral from peak: {span}; kept all frames")
         else:
             keep = keep[span[0] : span[1] + 1]
             report.trimmed = (keep[0], keep[-1])
