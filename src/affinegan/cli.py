@@ -39,14 +39,30 @@ def generate_main(argv: list[str] | None = None, prog: str = "affinegan generate
     The original needed ``--eval`` for deterministic output; ``affinegan generate`` defaults to
     it and takes ``--dropout`` for the original's stochastic behaviour.
     """
-    from .generate import generate
-
     parser = build_parser(GenerateConfig, prog, "Animate neutral faces with a trained model.")
     if prog == "affinegan generate":
         parser.set_defaults(eval=True)
-    cfg = from_args(GenerateConfig, parser, argv)
-    keep_freed_memory()
-    out = generate(cfg)
+    backend = argparse.ArgumentParser(add_help=False)
+    for p, default in ((parser, argparse.SUPPRESS), (backend, "pytorch")):
+        p.add_argument(
+            "--backend",
+            choices=("pytorch", "onnxruntime"),
+            default=default,
+            help="onnxruntime: the graphs `affinegan export` wrote (--onnx_dir, default "
+            "<checkpoints_dir>/<name>/onnx), without PyTorch (default: pytorch)",
+        )
+        p.add_argument("--onnx_dir", default=argparse.SUPPRESS if p is parser else None)
+    known, rest = backend.parse_known_args(argv)
+    cfg = from_args(GenerateConfig, parser, rest)
+    if known.backend == "onnxruntime":  # imports no torch
+        from .onnx_runtime import generate_onnx
+
+        out = generate_onnx(cfg, known.onnx_dir and Path(known.onnx_dir))
+    else:
+        from .generate import generate
+
+        keep_freed_memory()
+        out = generate(cfg)
     print(f"results in {out} (open {out / 'index.html'})")
     return 0
 
@@ -176,6 +192,44 @@ def compare_main(argv: list[str] | None = None) -> int:
     return compare_main(argv)
 
 
+def export_main(argv: list[str] | None = None) -> int:
+    """Export a model as ONNX graphs (+ a static web page) that run without PyTorch."""
+    from .export import VARIANTS, export, format_report
+    from .onnx_runtime import EXPORT_DIR
+
+    p = argparse.ArgumentParser(
+        prog="affinegan export",
+        description=export_main.__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--name", default="experiment_name", help="run name under --checkpoints_dir")
+    p.add_argument("--checkpoints_dir", default="./checkpoints", help="where runs are saved")
+    p.add_argument("--epoch", default="latest", help="which weights: latest or an epoch number")
+    p.add_argument("--out", default="", help=f"folder (default <run>/{EXPORT_DIR})")
+    p.add_argument("--face", default=None, help="photo to check the graphs on (default synthetic)")
+    p.add_argument(
+        "--variants", default="", help=f"also write any of {','.join(VARIANTS)} (comma-separated)"
+    )
+    p.add_argument("--expressions", default="", help="expression names (default the run name)")
+    p.add_argument("--web", default=None, help="also write the static web page to this folder")
+    p.add_argument("--node_modules", default=None, help="where onnxruntime-web and gifenc are")
+    p.add_argument("--verbose", action="store_true", help="more log output")
+    a = p.parse_args(argv)
+    run_dir = Path(a.checkpoints_dir) / a.name
+    report = export(
+        run_dir,
+        Path(a.out) if a.out else run_dir / EXPORT_DIR,
+        a.epoch,
+        face=a.face and Path(a.face),
+        variants=[v for v in a.variants.split(",") if v],
+        expressions=[e for e in a.expressions.split(",") if e] or None,
+        web_dir=a.web and Path(a.web),
+        node_modules=a.node_modules and Path(a.node_modules),
+    )
+    print(format_report(report))
+    return 0
+
+
 def serve_main(argv: list[str] | None = None) -> int:
     """Web demo: photo -> expression video in the browser (pip install 'affinegan[web]')."""
     from .serve import main
@@ -194,6 +248,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "prepare": prepare_main,
     "check": check_main,
     "serve": serve_main,
+    "export": export_main,
 }
 
 

@@ -8,19 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from .config import GenerateConfig, ModelOptions, parse_alphas
-from .curves import alpha_curve
+from .config import GenerateConfig, ModelOptions
 from .data.dataset import scan_clips
 from .data.images import image_to_tensor, load_input_image, open_image, tensor_to_uint8
 from .errors import AffineGANError
 from .html import write_image_table
 from .networks import UNET_DEPTHS, Encoding, Generator, canonical_netg
+from .results import input_photos, resolve_alphas, write_face
 from .train import resolve_device
-from .video import parse_formats, write_gif, write_mp4
+from .video import parse_formats
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +68,6 @@ def load_generator(
     return LoadedModel(G, size)
 
 
-def resolve_alphas(cfg: GenerateConfig) -> list[float]:
-    """--alphas, else --num_frames along --curve (peak included), else the original --interval."""
-    if cfg.alphas:
-        return parse_alphas(cfg.alphas)
-    if cfg.num_frames:
-        return alpha_curve(cfg.curve, cfg.num_frames, cfg.peak)
-    if not 0 < cfg.interval <= 1:
-        raise AffineGANError(f"--interval {cfg.interval}: expected a value in (0, 1]")
-    return [i * cfg.interval for i in range(int(1.0 / cfg.interval + 1e-9))]  # as the original
-
-
 def set_mode(G: Generator, dropout: bool) -> None:
     """Eval mode (no noise); without ``--eval`` the original kept dropout active at test time."""
     G.eval()
@@ -113,19 +101,9 @@ def _load_face(path: Path, size: int, align: bool) -> torch.Tensor:
     return image_to_tensor(crop_to_face(open_image(path), size))
 
 
-def _inputs(cfg: GenerateConfig) -> list[tuple[str, Path]]:
-    if cfg.input:
-        paths = [Path(p) for p in cfg.input]
-        for p in paths:
-            if not p.is_file():
-                raise AffineGANError(f"{p}: no such input image")
-        names = [p.stem for p in paths]
-        unique = [n if names.count(n) == 1 else f"{n}_{i}" for i, n in enumerate(names)]
-        return list(zip(unique, paths, strict=True))[: cfg.num_test]
-    if not cfg.dataroot:
-        raise AffineGANError("give --dataroot (a dataset with test/img/<clip>/) or --input PHOTO")
-    clips = scan_clips(Path(cfg.dataroot), cfg.phase, use_patch=False, min_frames=1)
-    return [(c.name, c.frames[0]) for c in clips][: cfg.num_test]
+def _first_frames(root: Path, phase: str) -> list[tuple[str, Path]]:
+    clips = scan_clips(root, phase, use_patch=False, min_frames=1)
+    return [(c.name, c.frames[0]) for c in clips]
 
 
 def generate(cfg: GenerateConfig) -> Path:
@@ -134,34 +112,18 @@ def generate(cfg: GenerateConfig) -> Path:
     alphas = resolve_alphas(cfg)
     if cfg.chunk < 1:
         raise AffineGANError("--chunk must be at least 1")
-    inputs = _inputs(cfg)
+    inputs = input_photos(cfg, _first_frames)
     device = resolve_device(cfg.gpu_ids)
     model = load_generator(Path(cfg.checkpoints_dir) / cfg.name, cfg.epoch, cfg, cfg.fineSize)
     G = model.G.to(device)
     set_mode(G, dropout=cfg.dropout or not cfg.eval)
     out_dir = Path(cfg.results_dir) / cfg.name / f"{cfg.phase}_{cfg.epoch}"
-    images = out_dir / "images"
-    images.mkdir(parents=True, exist_ok=True)
     rows = []
     for clip, path in tqdm(inputs, desc="generating", unit="face", leave=False):
         x = _load_face(path, model.size, cfg.align).to(device)
         frames = animate(G, x, alphas, cfg.chunk)
-        Image.fromarray(tensor_to_uint8(x.cpu())).save(images / f"{clip}_input_A.png")
-        row = [("input", f"images/{clip}_input_A.png")]
-        if "png" in formats:
-            for i, frame in enumerate(frames):
-                Image.fromarray(frame).save(images / f"{clip}_fake_B_list{i}.png")
-            row += [
-                (f"alpha {a:.2f}", f"images/{clip}_fake_B_list{i}.png")
-                for i, a in enumerate(alphas)
-            ]
-        if "gif" in formats:
-            write_gif(list(frames), out_dir / f"{clip}.gif", cfg.fps)
-            row.append(("GIF", f"{clip}.gif"))
-        if "mp4" in formats:
-            write_mp4(list(frames), out_dir / f"{clip}.mp4", cfg.fps)
-            row.append(("MP4", f"{clip}.mp4"))
-        rows.append((clip, row))
+        face = tensor_to_uint8(x.cpu())
+        rows.append((clip, write_face(out_dir, clip, face, frames, alphas, formats, cfg.fps)))
     write_image_table(out_dir / "index.html", f"{cfg.name}: {cfg.phase}_{cfg.epoch}", rows)
     log.info("wrote %d videos of %d frames to %s", len(inputs), len(alphas), out_dir)
     return out_dir
