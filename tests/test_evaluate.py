@@ -1,15 +1,25 @@
 """``affinegan evaluate`` end to end on a tiny synthetic run, and ``affinegan compare``."""
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tiny import tiny_config
 
 from affinegan.config import GenerateConfig
 from affinegan.data.synthetic import render_dataset
 from affinegan.errors import AffineGANError
-from affinegan.evaluate import EvalConfig, compare_main, evaluate, main
+from affinegan.evaluate import (
+    EvalConfig,
+    compare_main,
+    evaluate,
+    expression_metrics,
+    main,
+    peak_third,
+    summarize,
+)
 from affinegan.generate import generate
 from affinegan.train import train
 
@@ -54,6 +64,7 @@ def _cfg(data: Path, root: Path, **kw) -> EvalConfig:
     return EvalConfig(**{**_paths(data, root), **kw})
 
 
+@pytest.mark.slow
 def test_evaluate_writes_reports_with_every_metric(run, capsys):
     pytest.importorskip("dlib")
     data, root = run
@@ -61,7 +72,9 @@ def test_evaluate_writes_reports_with_every_metric(run, capsys):
     argv = ["--dataroot", str(data), "--name", "tiny", "--checkpoints_dir", str(root / "ck")]
     argv += ["--results_dir", str(root / "results"), "--gpu_ids", "-1", "--out", str(out)]
     assert main(argv) == 0
-    assert "SSIM" in capsys.readouterr().out
+    terminal = capsys.readouterr().out
+    assert "SSIM" in terminal
+    assert "expression region" in terminal and "strength at the peak third" in terminal
     result = json.loads(out.read_text())  # strict JSON: nan/inf stored as null
     for suffix in (".md", ".html", "_curves.png", "_alphas.png", "_contact.png"):
         assert Path(str(out.with_suffix("")) + suffix).stat().st_size > 0
@@ -77,6 +90,16 @@ def test_evaluate_writes_reports_with_every_metric(run, capsys):
     assert len(clip["schedule"]["ssim"]) == clip["frames"] - 1
     assert len(clip["true_intensity"]) == clip["frames"]
     assert "SSIM (oracle alphas)" in out.with_suffix(".md").read_text()
+    # The expression figures: per frame, over the clip and its peak third, for both videos.
+    assert 0 < clip["region"]["fraction"] < 1 and clip["region"]["threshold"] == 20
+    for key in ("schedule", "oracle", "copy_input"):
+        assert len(clip[key]["region_psnr"]) == len(clip[key]["strength"]) == clip["frames"] - 1
+    assert clip["copy_input"]["strength_peak"] == 0.0
+    for key in ("region_gain", "region_gain_peak", "strength_peak", "oracle_region_gain_peak"):
+        assert s[key] is not None
+    assert s["region_gain"] == pytest.approx(s["region_psnr"] - s["copy_region_psnr"])
+    assert s["region_empty"] == 0
+    assert "region gain" in out.with_suffix(".md").read_text()
 
     # compare: the same run twice gives zero deltas and exits 0.
     table_out = root / "cmp.md"
@@ -115,3 +138,70 @@ def test_user_errors_name_the_path(run, tmp_path):
     bad.write_text('{"x": 1}')
     with pytest.raises(AffineGANError, match="not an affinegan evaluation"):
         compare_main([str(bad), str(bad)])
+
+
+def _square_clip(n: int = 7, change: int = 48) -> np.ndarray:
+    """A 16x16 grey-100 clip whose 4x4 square (rows/columns 4..7) moves by change * k / (n-1)
+    levels in frame k: the input, then a steadily growing expression."""
+    frames = np.full((n, 16, 16, 3), 100, np.uint8)
+    for k in range(n):
+        frames[k, 4:8, 4:8] += np.uint8(change * k // (n - 1))
+    return frames
+
+
+def test_peak_third_is_the_last_third_of_relative_positions():
+    assert peak_third(7).tolist() == [False, False, False, True, True, True]  # k/6 >= 2/3
+    assert peak_third(4).tolist() == [False, True, True]  # 2/3 itself is in
+    assert peak_third(2).tolist() == [True]
+
+
+def test_expression_figures_of_hand_built_videos():
+    truth = _square_clip()
+    half = _square_clip(change=24)  # half the truth's change in every frame
+    still = np.broadcast_to(truth[0], truth.shape)
+    out = expression_metrics(truth, {"schedule": half, "oracle": truth, "still": still})
+    region = out["region"]
+    assert (region["pixels"], region["motion"], region["dilate"]) == (36, 1, 1)  # 6x6 square
+    assert region["peak_frames"] == 3
+    # Half the change: strength 0.5 wherever the truth moves, and half the error of copying.
+    sched = out["schedule"]
+    assert sched["strength_peak"] == pytest.approx(0.5)
+    assert sched["strength"] == pytest.approx([0.5] * 6)
+    assert sched["region_gain_peak"] == pytest.approx(10 * math.log10(4))  # every frame
+    # The peak frame by hand: 24 levels off in 16 of 36 pixels, against 48 for copy-input.
+    assert sched["region_psnr"][-1] == pytest.approx(10 * math.log10(255**2 * 36 / (24**2 * 16)))
+    assert out["copy_input"]["region_psnr"][-1] == pytest.approx(
+        10 * math.log10(255**2 * 36 / (48**2 * 16))
+    )
+    # The truth itself: 100 dB everywhere, strength 1; copying the input: gain 0, strength 0.
+    assert out["oracle"]["region_psnr_mean"] == 100.0 and out["oracle"]["strength_peak"] == 1.0
+    assert out["oracle"]["region_ssim_peak"] == pytest.approx(1.0)
+    assert out["still"]["region_gain"] == 0.0 and out["still"]["region_gain_peak"] == 0.0
+    assert out["still"]["strength_peak"] == 0.0
+    assert out["copy_input"]["region_ssim_peak"] < 1.0
+
+
+def test_a_clip_without_expression_is_counted_not_a_crash():
+    still = np.full((4, 16, 16, 3), 100, np.uint8)
+    still[1:, 0, 0] = 110  # a change below the threshold
+    out = expression_metrics(still, {"schedule": still, "oracle": still})
+    assert out["region"]["pixels"] == 0
+    assert math.isnan(out["schedule"]["region_gain"]) and math.isnan(out["oracle"]["strength_peak"])
+    # Beside a clip with an expression, the summary leaves it out of the means and counts it.
+    clips = []
+    for frames in (still, _square_clip(4)):
+        rec = {"frames": len(frames), "true_intensity": None, "alpha_inferred": [0.0] * 4}
+        rec["intensity"] = dict.fromkeys(
+            ("spearman", "spearman_pixel_baseline", "monotonic_fraction", "kendall_tau"), 0.0
+        )
+        rec["intensity"]["alpha_peak"] = 0.0
+        rec["gt"] = {"smooth_mean": 0.0, "smooth_max": 0.0}
+        for key, values in expression_metrics(
+            frames, {"schedule": frames, "oracle": frames}
+        ).items():
+            rec[key] = {"ssim_mean": 1.0, "psnr_mean": 100.0, "smooth_mean": 0.0}
+            rec[key] |= {"smooth_max": 0.0, **values}
+        rec["reconstruction"] = {"ssim_mean": 1.0, "psnr_mean": 100.0}
+        clips.append(rec)
+    s = summarize(clips)
+    assert s["region_empty"] == 1 and s["strength_peak"] == 1.0 and s["region_psnr"] == 100.0

@@ -11,6 +11,9 @@ Pure functions on uint8 HWC frames and float vectors, so each can be checked by 
 - ``spearman`` / ``kendall_tau`` / ``monotonic_fraction``: how well inferred intensities follow
   the true ones and the order of the clip.
 - ``smoothness``: mean and largest frame-to-frame change, in 8-bit grey levels.
+- ``expression_region`` / ``region_psnr`` / ``region_ssim`` / ``expression_strength``: the
+  expression itself. Most of a face video does not move, so whole-frame figures mostly score
+  the unchanged face; these restrict the comparison to where the ground truth changes.
 
 Undefined values (a constant sequence, no embeddings at all) are ``nan``, never a guess.
 """
@@ -21,12 +24,17 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .errors import AffineGANError
 
 PSNR_MAX_DB = 100.0  # PSNR of identical 8-bit images (mathematically +inf), so means stay finite
+
+# A pixel belongs to a clip's expression when some truth frame differs from the input by more
+# than this many 8-bit levels in some channel (the evaluate docstring says why 20).
+REGION_THRESHOLD = 20.0
 
 Embedding = np.ndarray | None
 
@@ -54,25 +62,145 @@ def psnr(
     return min(max_db, 10.0 * math.log10(data_range**2 / mse))
 
 
+def _structural_similarity(
+    a: np.ndarray, b: np.ndarray, data_range: float = 255.0, **kw: Any
+) -> Any:
+    try:
+        from skimage.metrics import structural_similarity
+    except ImportError:
+        raise AffineGANError("SSIM needs scikit-image: pip install 'affinegan[eval]'") from None
+    return structural_similarity(
+        a.astype(np.float64),
+        b.astype(np.float64),
+        data_range=data_range,
+        channel_axis=-1 if a.ndim == 3 else None,
+        **kw,
+    )
+
+
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
     """Mean structural similarity of two HWC (or HW) images: scikit-image's implementation
     with its defaults (7x7 uniform window, K1 0.01, K2 0.03), channels averaged, as the
     paper's evaluation code called it. Identical images give 1.
     """
-    try:
-        from skimage.metrics import structural_similarity
-    except ImportError:
-        raise AffineGANError("SSIM needs scikit-image: pip install 'affinegan[eval]'") from None
     a, b = _pair(a, b)
-    channel_axis = -1 if a.ndim == 3 else None
-    return float(
-        structural_similarity(
-            a.astype(np.float64),
-            b.astype(np.float64),
-            data_range=data_range,
-            channel_axis=channel_axis,
-        )
-    )
+    return float(_structural_similarity(a, b, data_range))
+
+
+def region_margin(size: int) -> int:
+    """Default head motion tolerated and dilation of the expression region, in pixels: 1 at
+    64 px, growing with the frame (round(size / 64)) so it stays the same share of the face."""
+    return max(1, round(size / 64))
+
+
+def _ndimage() -> Any:
+    try:
+        from scipy import ndimage
+    except ImportError:
+        raise AffineGANError(
+            "the expression region needs scipy: pip install 'affinegan[eval]'"
+        ) from None
+    return ndimage
+
+
+def motion_tolerant_change(frames: np.ndarray, input_frame: np.ndarray, motion: int) -> np.ndarray:
+    """Per pixel and channel, how far each frame's value lies outside the range of the input's
+    values within ``motion`` pixels (a (2m+1)^2 window). Moving the input by up to ``motion``
+    pixels, sub-pixel shifts included (they interpolate neighbours), only produces values
+    inside that range, so a shifted contour scores 0 and a new mouth shape does not.
+    ``motion`` 0 is the plain |frame - input|.
+    """
+    frames = np.asarray(frames, np.float64)
+    inp = np.asarray(input_frame, np.float64)
+    if motion <= 0:
+        return np.abs(frames - inp)
+    window = (2 * motion + 1,) * 2 + (1,) * (inp.ndim - 2)
+    ndimage = _ndimage()
+    lo = ndimage.minimum_filter(inp, size=window, mode="nearest")
+    hi = ndimage.maximum_filter(inp, size=window, mode="nearest")
+    return np.maximum(lo - frames, 0.0) + np.maximum(frames - hi, 0.0)
+
+
+def expression_region(
+    truth_frames: np.ndarray,
+    input_frame: np.ndarray,
+    threshold: float = REGION_THRESHOLD,
+    dilate: int | None = None,
+    motion: int | None = None,
+) -> np.ndarray:
+    """Where a clip's expression happens: (H,W) bool mask of the pixels where some truth frame
+    differs from the input by more than ``threshold`` levels in some channel, beyond what
+    moving the head by ``motion`` pixels explains (``motion_tolerant_change``), grown by
+    ``dilate`` pixels (8-connected) so the soft, anti-aliased rim of each change, which stays
+    under the threshold, is inside too. None: ``region_margin`` of the frame size for both.
+    """
+    truth = np.asarray(truth_frames)
+    inp = np.asarray(input_frame)
+    if truth.shape[1:] != inp.shape:
+        raise ValueError(f"truth frames {truth.shape} do not match the input {inp.shape}")
+    margin = region_margin(min(inp.shape[:2]))
+    change = motion_tolerant_change(truth, inp, margin if motion is None else motion)
+    change = change.max(axis=0)
+    if change.ndim == 3:
+        change = change.max(axis=-1)
+    mask = change > threshold
+    dilate = margin if dilate is None else dilate
+    if dilate > 0 and mask.any():
+        mask = _ndimage().binary_dilation(mask, np.ones((3, 3), bool), iterations=dilate)
+    return mask
+
+
+def _check_region(image: np.ndarray, region: np.ndarray) -> np.ndarray:
+    region = np.asarray(region, bool)
+    if np.shape(image)[-3:-1] != region.shape and np.shape(image)[-2:] != region.shape:
+        raise ValueError(f"region {region.shape} does not match images {np.shape(image)}")
+    return region
+
+
+def _in_region(x: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """The region's pixels of (..., H, W, C) or (H, W) images, as float64."""
+    x = np.asarray(x, np.float64)
+    return x[region] if x.ndim == 2 else x[..., region, :]
+
+
+def region_psnr(
+    a: np.ndarray, b: np.ndarray, region: np.ndarray, max_db: float = PSNR_MAX_DB
+) -> float:
+    """PSNR of two 8-bit images from the MSE over the region's pixels (all channels) only;
+    nan for an empty region, ``max_db`` when they agree there."""
+    a, b = _pair(a, b)
+    region = _check_region(a, region)
+    if not region.any():
+        return math.nan
+    mse = float(np.mean((_in_region(a, region) - _in_region(b, region)) ** 2))
+    return max_db if mse == 0.0 else min(max_db, 10.0 * math.log10(255.0**2 / mse))
+
+
+def region_ssim(a: np.ndarray, b: np.ndarray, region: np.ndarray) -> float:
+    """SSIM averaged over the region only: scikit-image's full SSIM map (the settings of
+    ``ssim``) averaged over the region's pixels and channels; nan for an empty region."""
+    a, b = _pair(a, b)
+    region = _check_region(a, region)
+    if not region.any():
+        return math.nan
+    _, full = _structural_similarity(a, b, full=True)
+    return float(_in_region(full, region).mean())
+
+
+def expression_strength(
+    generated: np.ndarray, truth: np.ndarray, input_frame: np.ndarray, region: np.ndarray
+) -> float:
+    """How much of the truth's change from the input the generated frames draw: mean
+    |generated - input| over mean |truth - input| inside the region, pooled over all the
+    frames given (a frame or a stack). 1: as strong as the truth; 0: the input copied;
+    > 1: over-drawn. nan when the truth does not change there (or the region is empty).
+    """
+    generated, truth = _pair(generated, truth)
+    region = _check_region(generated, region)
+    inp = _in_region(input_frame, region)
+    drawn = np.abs(_in_region(generated, region) - inp).sum()
+    wanted = np.abs(_in_region(truth, region) - inp).sum()
+    return float(drawn / wanted) if wanted > 0 else math.nan
 
 
 def _dist(a: np.ndarray, b: np.ndarray) -> float:

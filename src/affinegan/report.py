@@ -29,6 +29,26 @@ SUMMARY_METRICS: tuple[tuple[str, str, str | None, int], ...] = (
     ("copy_psnr", "PSNR dB of the input repeated (reference)", None, 2),
     ("recon_ssim", "SSIM of the alpha-0 frame vs input", "higher", 4),
     ("recon_psnr", "PSNR dB of the alpha-0 frame vs input", "higher", 2),
+    ("region_gain", "region gain dB vs copy-input (schedule)", "higher", 2),
+    ("region_gain_peak", "region gain dB vs copy-input, peak third (schedule)", "higher", 2),
+    ("oracle_region_gain", "region gain dB vs copy-input (oracle)", "higher", 2),
+    ("oracle_region_gain_peak", "region gain dB vs copy-input, peak third (oracle)", "higher", 2),
+    ("strength_peak", "expression strength, peak third (schedule; 1 = truth)", None, 3),
+    ("oracle_strength_peak", "expression strength, peak third (oracle; 1 = truth)", None, 3),
+    ("region_psnr", "region PSNR dB (schedule)", "higher", 2),
+    ("region_ssim", "region SSIM (schedule)", "higher", 4),
+    ("oracle_region_psnr", "region PSNR dB (oracle)", "higher", 2),
+    ("oracle_region_ssim", "region SSIM (oracle)", "higher", 4),
+    ("copy_region_psnr", "region PSNR dB of the input repeated (reference)", None, 2),
+    ("copy_region_ssim", "region SSIM of the input repeated (reference)", None, 4),
+    ("region_psnr_peak", "region PSNR dB, peak third (schedule)", "higher", 2),
+    ("oracle_region_psnr_peak", "region PSNR dB, peak third (oracle)", "higher", 2),
+    ("copy_region_psnr_peak", "region PSNR dB, peak third, input repeated (reference)", None, 2),
+    ("region_ssim_peak", "region SSIM, peak third (schedule)", "higher", 4),
+    ("oracle_region_ssim_peak", "region SSIM, peak third (oracle)", "higher", 4),
+    ("copy_region_ssim_peak", "region SSIM, peak third, input repeated (reference)", None, 4),
+    ("region_fraction", "expression region, share of the frame", None, 3),
+    ("region_empty", "clips with an empty expression region", None, 0),
     ("acd_m", "ACD-m generated vs truth", "lower", 4),
     ("acd_i", "ACD-i generated vs input", "lower", 4),
     ("acd_c", "ACD-c among generated (compare with truth)", None, 4),
@@ -76,6 +96,13 @@ def _rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def _clip_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     head = ["clip", "frames", "SSIM", "PSNR", "oracle SSIM", "oracle PSNR", "Spearman", "monotonic"]
+    head += [
+        "region %",
+        "region gain",
+        "oracle region gain",
+        "strength peak",
+        "oracle strength peak",
+    ]
     faces = any("input_face_found" in c for c in result["clips"])
     if faces:
         head += ["ACD-i", "truth ACD-i", "no face (gen/truth)"]
@@ -91,6 +118,11 @@ def _clip_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             _fmt(o["psnr_mean"], 2),
             _fmt(i["spearman"], 3),
             _fmt(i["monotonic_fraction"], 3),
+            _fmt(100 * c["region"]["fraction"], 1),
+            _fmt(s["region_gain"], 2),
+            _fmt(o["region_gain"], 2),
+            _fmt(s["strength_peak"], 3),
+            _fmt(o["strength_peak"], 3),
         ]
         if faces:
             row += [
@@ -134,6 +166,14 @@ def terminal_summary(result: dict[str, Any]) -> str:
         f"monotonic {g('monotonic_fraction', 3)}, Kendall tau {g('kendall_tau', 3)}, "
         f"peak alpha {g('alpha_peak', 3)}",
     ]
+    lines.append(
+        f"  expression region {_fmt(100 * s['region_fraction'], 1)}% of the frame "
+        f"({g('region_empty', 0)} clips empty): region PSNR {g('region_psnr', 2)} dB, "
+        f"copy-input {g('copy_region_psnr', 2)} dB, gain {g('region_gain', 2)} dB "
+        f"(peak third {g('region_gain_peak', 2)}; oracle {g('oracle_region_gain', 2)} / "
+        f"{g('oracle_region_gain_peak', 2)}); strength at the peak third "
+        f"{g('strength_peak', 3)} (oracle {g('oracle_strength_peak', 3)}; truth 1)"
+    )
     if "acd_i" in s:
         lines.append(
             f"  ACD-m {g('acd_m', 3)}  ACD-i {g('acd_i', 3)} (truth {g('gt_acd_i', 3)})  "
@@ -149,24 +189,29 @@ def terminal_summary(result: dict[str, Any]) -> str:
 
 
 def plot_curves(result: dict[str, Any], path: Path) -> Path:
-    """Per-frame SSIM and PSNR against relative clip position, schedule and oracle."""
+    """Per-frame SSIM, PSNR and expression strength against relative clip position, schedule
+    and oracle."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    panels = (("ssim", "SSIM"), ("psnr", "PSNR (dB)"), ("strength", "expression strength"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, 3.6), constrained_layout=True)
     for idx, c in enumerate(result["clips"]):
         pos = np.arange(1, c["frames"]) / (c["frames"] - 1)
         color = f"C{idx % 10}"
-        for ax, key in zip(axes, ("ssim", "psnr"), strict=True):
-            label = c["clip"]
-            ax.plot(pos, c["schedule"][key], color=color, label=label)
-            ax.plot(pos, c["oracle"][key], color=color, ls="--", alpha=0.7)
-    for ax, name in zip(axes, ("SSIM", "PSNR (dB)"), strict=True):
+        for ax, (key, _) in zip(axes, panels, strict=True):
+            values = [math.nan if v is None else v for v in c["schedule"][key]]
+            oracle = [math.nan if v is None else v for v in c["oracle"][key]]
+            ax.plot(pos, values, color=color, label=c["clip"])
+            ax.plot(pos, oracle, color=color, ls="--", alpha=0.7)
+    for ax, (_, name) in zip(axes, panels, strict=True):
         ax.set_xlabel("relative position in clip (solid: schedule, dashed: oracle alphas)")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
+    axes[2].axhline(1.0, color="k", ls=":", lw=1)
+    axes[2].axvspan(2 / 3, 1, color="0.9", zorder=0)  # the peak third
     if len(result["clips"]) <= 10:
         axes[1].legend(fontsize=7)
     with atomic_output(path) as tmp:
