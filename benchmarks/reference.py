@@ -1,5 +1,9 @@
 """The original code's call pattern, kept as a yardstick for equivalence tests and benchmarks.
 
+Not part of the package: it lives beside ``speed.py`` (which imports it as ``reference``, its
+folder being on ``sys.path`` when run as a script) and the tests import it the same way
+(``pythonpath = ["benchmarks"]`` in pyproject.toml's pytest options).
+
 Per iteration it makes 2 + 2K full generator calls (G(A;1,0), G(A;0,1), and per target
 G(B_k;1,0) and G(A;1,alpha_k)) and loops the targets one by one, exactly as the original did;
 per generated frame one full call. ``model.train_step`` must give the same losses and
@@ -11,9 +15,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig
-from .model import Nets, Optimizers, gan_loss
-from .networks import Generator
+from affinegan.config import TrainConfig
+from affinegan.model import Nets, Optimizers, gan_loss
+from affinegan.networks import Generator
 
 
 def reference_train_step(

@@ -154,10 +154,11 @@ class Job:
 
 def _runner(job: Job, path: str):
     """The callable one measurement repeats, set up and warmed up."""
-    from affinegan.allocator import keep_freed_memory
+    from reference import reference_frames, reference_train_step
+
     from affinegan.generate import animate
     from affinegan.model import train_step
-    from affinegan.reference import reference_frames, reference_train_step
+    from affinegan.runtime import keep_freed_memory
 
     project_runtime = path == "project" or job.same_runtime
     if project_runtime:  # as `affinegan train` / `affinegan generate` set up their process

@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from reference import reference_train_step
 from tiny import K, random_batch, tiny_config
 
 from affinegan import model
@@ -21,7 +22,6 @@ from affinegan.model import (
     region_l1,
     train_step,
 )
-from affinegan.reference import reference_train_step
 
 
 def sgd(nets) -> Optimizers:
