@@ -1,13 +1,21 @@
 """The generator reproduces the original's checkpoints, keys and encode/decode semantics."""
 
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from affinegan.checkpoint import infer_generator_options, load_weights
-from affinegan.networks import AlphaDiscriminator, Generator, PatchDiscriminator, canonical_netg
+from affinegan.networks import (
+    MAX_FLOW,
+    AlphaDiscriminator,
+    Generator,
+    PatchDiscriminator,
+    canonical_netg,
+    warp_image,
+)
 
 FIXTURE = "fixtures/upstream-unet256-ngf8"
 
@@ -68,6 +76,7 @@ def test_generator_shapes_and_inferred_options(netg, size):
         "output_nc": 3,
         "norm": "instance",
         "blend": False,
+        "warp": False,
     }
 
 
@@ -182,3 +191,25 @@ def test_netg_spellings():
     assert canonical_netg("unet256") == "unet_256"
     with pytest.raises(ValueError, match="unknown --netG"):
         canonical_netg("resnet_9blocks")
+
+
+def test_warp_image_moves_pixels_by_the_flow():
+    """Zero flow returns the image; a constant flow shifts it by that many pixels (one pixel is
+    2 / width in grid_sample's coordinates)."""
+    image = torch.rand(2, 3, 16, 16)
+    torch.testing.assert_close(warp_image(image, torch.zeros(2, 2, 16, 16)), image)
+    shift = math.atanh(2 / 16 / MAX_FLOW)  # one pixel right, in tanh units
+    flow = torch.zeros(2, 2, 16, 16)
+    flow[:, 0] = shift
+    moved = warp_image(image, flow)
+    torch.testing.assert_close(moved[..., :-1], image[..., 1:])
+
+
+def test_warp_generator_round_trips_through_its_weights():
+    G = Generator("unet_64", ngf=4, blend=True, warp=True).eval()
+    assert infer_generator_options(G.state_dict())["warp"]
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    out, _ = G(x, 1.0, 0.7)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="--warp needs --blend"):
+        Generator("unet_64", ngf=4, warp=True)

@@ -119,6 +119,7 @@ def infer_generator_options(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
         "output_nc": last.shape[1],
         "norm": norm,
         "blend": "model.up_mask.weight" in sd,
+        "warp": "model.up_flow.weight" in sd,
     }
 
 

@@ -73,6 +73,12 @@ class ModelOptions:
         "(not in the original; off by default; docs/results.md)",
     )
 
+    warp: bool = _opt(
+        False,
+        "with --blend, also output a flow field and blend with the input moved by it "
+        "(not in the original; off by default; docs/results.md)",
+    )
+
     def generator_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``networks.Generator`` (stored in checkpoints)."""
         return {
@@ -84,6 +90,7 @@ class ModelOptions:
             "dropout": not self.no_dropout,
             "noise_std": self.noise_std,
             "blend": self.blend,
+            "warp": self.warp,
         }
 
 

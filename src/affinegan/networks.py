@@ -54,6 +54,7 @@ class UnetLevel(nn.Module):
         norm: str = "instance",
         dropout: bool = False,
         blend: bool = False,
+        warp: bool = False,
     ) -> None:
         super().__init__()
         input_nc = outer_nc if input_nc is None else input_nc
@@ -77,6 +78,8 @@ class UnetLevel(nn.Module):
             )
             if blend:  # --blend: one more map, the mask that mixes the output with the input
                 self.up_mask = nn.ConvTranspose2d(up_in, 1, 4, 2, 1)
+            if warp:  # --warp: a flow field that moves the input's pixels before the blend
+                self.up_flow = nn.ConvTranspose2d(up_in, 2, 4, 2, 1)
         else:
             up = [nn.ReLU(), nn.ConvTranspose2d(up_in, outer_nc, 4, 2, 1, bias=bias)]
             up.append(_norm(norm, outer_nc))
@@ -169,6 +172,7 @@ class Generator(nn.Module):
         dropout: bool = True,
         noise_std: float = 0.01,
         blend: bool = False,
+        warp: bool = False,
     ) -> None:
         super().__init__()
         num_downs = UNET_DEPTHS[canonical_netg(netG)]
@@ -179,10 +183,13 @@ class Generator(nn.Module):
             level = UnetLevel(ngf * mult, ngf * mult * 2, sub=level, norm=norm)
         if blend and input_nc != output_nc:
             raise ValueError("--blend needs as many output as input channels")
+        if warp and not blend:
+            raise ValueError("--warp needs --blend: the mask chooses warped or drawn pixels")
         self.model = UnetLevel(
-            output_nc, ngf, input_nc=input_nc, sub=level, outermost=True, blend=blend
+            output_nc, ngf, input_nc=input_nc, sub=level, outermost=True, blend=blend, warp=warp
         )
         self.blend = blend
+        self.warp = warp
         self.norm = norm
         self.noise_std = noise_std
         levels = [self.model]
@@ -311,8 +318,12 @@ class Generator(nn.Module):
                 if e.image is None:
                     raise ValueError("a --blend generator needs the encoded image in its Encoding")
                 images.append(repeat_each(e.image, len(fp) // len(e.image)))
-            m = torch.sigmoid(self.model.up_mask(torch.relu(x)))
-            h = m * h + (1 - m) * _cat(images)
+            image = _cat(images)
+            x = torch.relu(x)
+            if self.warp:
+                image = warp_image(image, self.model.up_flow(x))
+            m = torch.sigmoid(self.model.up_mask(x))
+            h = m * h + (1 - m) * image
         return (h, torch.relu(f)) if return_feature else h
 
     def forward(
@@ -322,6 +333,25 @@ class Generator(nn.Module):
         enc = self.encode(x, residual=True)
         out, feat = self.decode(enc, base_stage, temporal_stage, return_feature=True)
         return out, feat
+
+
+# Largest displacement a --warp flow can ask for, as a fraction of the image's half-width
+# (0.25: 8 px at 64 px), enough for a mouth corner or a brow, too little to tear the face.
+MAX_FLOW = 0.25
+
+
+def warp_image(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """``image`` (M, C, H, W) resampled at each pixel's position plus ``flow`` (M, 2, H, W;
+    squashed by tanh to at most ``MAX_FLOW`` of the half-width): the input's own pixels moved,
+    which keeps them sharp where a small decoder would redraw them blurred."""
+    m, _, h, w = image.shape
+    ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=image.device, dtype=image.dtype)
+    xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=image.device, dtype=image.dtype)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)  # (H, W, 2) as (x, y)
+    offset = torch.tanh(flow).permute(0, 2, 3, 1) * MAX_FLOW
+    return nn.functional.grid_sample(
+        image, grid + offset, mode="bilinear", padding_mode="border", align_corners=False
+    )
 
 
 class PatchDiscriminator(nn.Module):

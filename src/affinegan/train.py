@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from . import distributed as dist
+from . import runtime
 from .config import TrainConfig, format_options, from_dict
 from .data.dataset import ClipDataset, ResumableSampler, scan_clips
 from .errors import AffineGANError
@@ -35,30 +36,6 @@ from .networks import INIT_TYPES, NORMS, UNET_DEPTHS, canonical_netg
 log = logging.getLogger(__name__)
 
 
-def resolve_device(gpu_ids: str) -> torch.device:
-    """The original's ``--gpu_ids``: -1 is the CPU; a GPU id falls back to CPU if none exists."""
-    try:
-        ids = [int(i) for i in str(gpu_ids).split(",") if i.strip() != ""]
-    except ValueError:
-        raise AffineGANError(f"--gpu_ids {gpu_ids!r}: expected e.g. 0, 0,1 or -1") from None
-    ids = [i for i in ids if i >= 0]
-    if not ids:
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        log.info("no CUDA device found: running on the CPU (--gpu_ids -1 to say so)")
-        return torch.device("cpu")
-    if ids[0] >= torch.cuda.device_count():
-        raise AffineGANError(
-            f"--gpu_ids {gpu_ids}: this machine has {torch.cuda.device_count()} GPU(s), "
-            f"numbered from 0"
-        )
-    if len(ids) > 1:
-        log.warning(
-            "note: one process uses one GPU (cuda:%d); for several GPUs use torchrun", ids[0]
-        )
-    return torch.device(f"cuda:{ids[0]}")
-
-
 def _check_config(cfg: TrainConfig) -> None:
     """Reject flag values the networks or the loop cannot use, with the flag's name."""
     if cfg.train_imagenum < 1 or cfg.batch_size < 1:
@@ -68,6 +45,8 @@ def _check_config(cfg: TrainConfig) -> None:
             raise AffineGANError(f"--{flag} must be at least 1")
     if cfg.blend and cfg.input_nc != cfg.output_nc:
         raise AffineGANError("--blend needs --input_nc equal to --output_nc")
+    if cfg.warp and not cfg.blend:
+        raise AffineGANError("--warp needs --blend: the mask chooses warped or drawn pixels")
     if cfg.lambda_order < 0:
         raise AffineGANError(f"--lambda_order {cfg.lambda_order}: expected a weight >= 0")
     if cfg.fineSize > cfg.loadSize:
@@ -234,15 +213,8 @@ def train(cfg: TrainConfig) -> Path:
     """
     cfg = _resolve_resume(cfg)
     _check_config(cfg)
-    device = resolve_device(cfg.gpu_ids)
-    world = dist.init(device.type)
-    if world.active and device.type == "cuda":
-        device = torch.device(f"cuda:{world.local_rank}")
-        torch.cuda.set_device(device)
-    try:
-        return _train(cfg, device, world)
-    finally:
-        dist.shutdown(world)
+    with runtime.process(cfg.gpu_ids) as rt:
+        return _train(cfg, rt.device, rt.world)
 
 
 def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
