@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CONSTRAINTS ?= constraints-cpu.txt
 EXTRAS ?= dev
 
-.PHONY: install test demo lint clean
+.PHONY: install test test-fast demo lint clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q
+
+# The quick subset (under a minute): no training runs, subprocesses, servers or browser.
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not browser"
 
 demo: install
 	$(VENV)/bin/affinegan demo

@@ -42,6 +42,7 @@ def _step_faults(mode: str) -> int:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs the resource module")
+@pytest.mark.slow
 def test_training_step_reuses_freed_memory():
     control = _step_faults("default")  # glibc hands large blocks back and faults them in again
     if control < 5000:

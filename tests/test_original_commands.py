@@ -12,6 +12,7 @@ from affinegan.generate import resolve_alphas
 from affinegan.video import read_frames
 
 
+@pytest.mark.slow
 def test_train_generate_img2gif_on_examples(shared_dir, tmp_path):
     happy = str(shared_dir / "data" / "examples" / "happy")
     ck, res = str(tmp_path / "ck"), str(tmp_path / "res")
@@ -49,6 +50,7 @@ def test_train_generate_img2gif_on_examples(shared_dir, tmp_path):
     assert len(read_frames(Path(res) / "happy" / "test_latest" / "0001.gif")) == 4
 
 
+@pytest.mark.slow
 def test_no_patch_on_colour_clips_without_masks(shared_dir, tmp_path):
     where = [
         "--dataroot",

@@ -104,6 +104,7 @@ def test_test_split_fps_and_max_frames(smile, tmp_path: Path) -> None:
 
 
 @needs_dlib
+@pytest.mark.slow
 def test_trim_keeps_neutral_to_peak(tmp_path: Path) -> None:
     frames, _, intensity = _synthetic(tmp_path / "data", seed=7)
     # Idle neutral start, the smile, then back to neutral: only neutral -> peak should remain.
@@ -158,6 +159,7 @@ def test_head_motion_flags_a_moving_head_only() -> None:
 
 
 @needs_dlib
+@pytest.mark.slow
 def test_bad_sources_fail_alone_and_write_nothing(smile, tmp_path: Path, capsys) -> None:
     video, _, _ = smile
     corrupt = tmp_path / "in/corrupt.mp4"
@@ -220,6 +222,7 @@ def test_find_sources(tmp_path: Path) -> None:
 
 
 @needs_dlib
+@pytest.mark.slow
 def test_real_clips_masks_match_hand_drawn(shared_dir: Path, tmp_path: Path) -> None:
     happy = shared_dir / "data/examples/happy/train"
     ious = []

@@ -23,6 +23,7 @@ def data(tmp_path_factory) -> Path:
     return render_dataset(root, "smile", clips=4, test_clips=1, size=64, seed=2, max_frames=10)
 
 
+@pytest.mark.slow
 def test_channels_last_gives_the_same_steps():
     cfg = tiny_config()
     torch.manual_seed(0)
@@ -58,6 +59,7 @@ def test_mixed_precision_step_runs_and_stays_close(dtype):
     torch.testing.assert_close(amp["G_L1"], full["G_L1"], rtol=0.05, atol=0.0)
 
 
+@pytest.mark.slow
 def test_fp16_loss_scale_is_saved_for_exact_resume(data, tmp_path):
     cfg = tiny_config(
         dataroot=str(data), checkpoints_dir=str(tmp_path), amp="fp16", max_steps=2, loadSize=72
@@ -88,6 +90,7 @@ def _torchrun(*args: str, timeout: int) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_ranks(data, tmp_path):
     proc = _torchrun(
         "-m",
@@ -138,6 +141,7 @@ open(os.path.join(sys.argv[1], f"rank{world.rank}.json"), "w").write(json.dumps(
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+@pytest.mark.slow
 def test_shutdown_stops_the_gloo_threads(tmp_path):
     # Threads left running at exit make a finished rank abort now and then (SIGABRT).
     script = tmp_path / "probe.py"

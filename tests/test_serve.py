@@ -77,6 +77,7 @@ def face(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_find_models_reads_size_and_infers_it_without_a_config(checkpoints, tmp_path):
     [m] = find_models(checkpoints)
     assert (m.name, m.size) == ("tiny_smile", 64)
@@ -89,6 +90,7 @@ def test_find_models_reads_size_and_infers_it_without_a_config(checkpoints, tmp_
     assert find_models(tmp_path / "missing") == []
 
 
+@pytest.mark.slow
 def test_animator_reuses_the_encoding_and_matches_generate(checkpoints, face, tmp_path):
     anim = Animator(checkpoints, tmp_path / "out")
     first = anim.animate(face, "tiny_smile", num_frames=5, curve="there-and-back")
@@ -107,6 +109,7 @@ def test_animator_reuses_the_encoding_and_matches_generate(checkpoints, face, tm
 
 
 @pytest.mark.skipif(not crop_available(), reason="face auto-crop needs align.py and dlib")
+@pytest.mark.slow
 def test_auto_crop_is_part_of_the_cache_key(checkpoints, tmp_path):
     photo = tmp_path / "portrait.png"  # a face in a larger frame, as a photo would have it
     Image.fromarray(render_face(1, "smile", 0.0, 256)[0]).save(photo)
@@ -146,6 +149,7 @@ def test_uploads_are_checked_before_decoding(tmp_path, face):
     assert img.mode == "RGB" and img.size == (96, 96) and len(digest) == 64
 
 
+@pytest.mark.slow
 def test_api_returns_the_frames_asked_for_and_reuses_the_encoding(server, face, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -170,6 +174,7 @@ def test_api_returns_the_frames_asked_for_and_reuses_the_encoding(server, face, 
     assert len(read_frames(Path(gif))) == 6
 
 
+@pytest.mark.slow
 def test_api_rejects_non_images_and_oversized_images(server, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
@@ -203,6 +208,8 @@ def _browser(playwright):
         pytest.skip(f"no browser: {CHROMIUM} missing and Playwright cannot launch one ({err})")
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_browser_turns_an_upload_into_an_8_frame_gif(server, face, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
@@ -232,6 +239,7 @@ def test_browser_turns_an_upload_into_an_8_frame_gif(server, face, tmp_path):
             browser.close()
 
 
+@pytest.mark.slow
 def test_main_binds_localhost_and_removes_its_files_on_sigterm(tmp_path):
     """``affinegan serve`` end to end: the no-model page, then SIGTERM leaves nothing behind."""
     import httpx

@@ -274,6 +274,7 @@ def test_missing_checkpoint_is_a_clear_error(data, tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_resumes(data, tmp_path):
     args = [
         sys.executable,
