@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from . import checkpoint as ckpt
 from .curves import CURVES, alpha_curve
-from .data.images import image_to_tensor
+from .data.images import decode, image_to_tensor
 from .data.synthetic import render_face
 from .errors import AffineGANError
 from .generate import LoadedModel, decode_frames, load_generator, set_mode
@@ -161,15 +161,8 @@ def read_photo(path: Path | str | None, limits: Limits) -> tuple[Image.Image, st
             f"{path.name} is {width}x{height} pixels; photos may have at most "
             f"{limits.max_pixels / 1e6:.3g} megapixels"
         )
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            # Browsers show photos upright by their EXIF tag; the model must see the same.
-            rgb = ImageOps.exif_transpose(img).convert("RGB")
-    except (OSError, SyntaxError, ValueError) as err:
-        reason = " ".join(str(err).split())
-        raise AffineGANError(
-            f"{path.name} cannot be decoded ({reason}): the file is truncated or corrupt"
-        ) from None
+    # The loader of every command: upright by EXIF, colour-managed, 16-bit and alpha handled.
+    rgb = decode(data, path.name, limits.max_pixels).convert("RGB")
     return rgb, hashlib.sha256(data).hexdigest()
 
 

@@ -18,12 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from affinegan.data.dataset import list_frames, scan_clips
-from affinegan.data.images import IMAGE_EXTENSIONS, open_image
+from affinegan.data.images import (
+    DEFAULT_MAX_MEGAPIXELS,
+    IMAGE_EXTENSIONS,
+    megapixels,
+    open_image,
+)
 from affinegan.errors import AffineGANError
 
 SPLITS = ("train", "test")
 MIN_FRAMES = {"train": 2, "test": 1}
-GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 MASK_ON = 192  # training binarises masks at 0.5 in [-1, 1], i.e. pixel values >= 192 count
 
 
@@ -37,13 +41,14 @@ class _Decoded:
     error: str | None = None
 
 
-def _decode(path: Path, mask: bool) -> _Decoded:
+def _decode(path: Path, mask: bool, max_pixels: int) -> _Decoded:
+    """Through the loader training uses, so ``check`` sees exactly what the model will."""
     try:
-        img = open_image(path)
+        img = open_image(path, max_pixels)
     except AffineGANError as err:
         return _Decoded(error=str(err))
     area = float((np.asarray(img.convert("L")) >= MASK_ON).mean()) if mask else None
-    return _Decoded(img.size, img.mode in GREY_MODES, area)
+    return _Decoded(img.size, img.mode == "L", area)
 
 
 @dataclass
@@ -105,6 +110,7 @@ def _check_clip(
     stats: SplitStats,
     report: CheckReport,
     pool: ThreadPoolExecutor,
+    max_pixels: int,
 ) -> None:
     frames = list_frames(clip_dir)
     stray = [
@@ -142,7 +148,7 @@ def _check_clip(
                 )
             masks = [by_name[f.name] for f in frames if f.name in by_name]
 
-    decoded = list(pool.map(lambda p: _decode(p, False), frames))
+    decoded = list(pool.map(lambda p: _decode(p, False, max_pixels), frames))
     for item in decoded:
         if item.error is not None:
             report.problems.append(item.error)
@@ -161,7 +167,8 @@ def _check_clip(
         return
     frame_size = {f.name: d.size for f, d in zip(frames, decoded, strict=True)}
     empty = 0
-    for path, item in zip(masks, pool.map(lambda p: _decode(p, True), masks), strict=True):
+    mask_items = pool.map(lambda p: _decode(p, True, max_pixels), masks)
+    for path, item in zip(masks, mask_items, strict=True):
         if item.error is not None:
             report.problems.append(item.error)
             continue
@@ -180,7 +187,9 @@ def _check_clip(
         )
 
 
-def check_dataset(root: Path, use_patch: bool = True) -> CheckReport:
+def check_dataset(
+    root: Path, use_patch: bool = True, max_pixels: int = megapixels(DEFAULT_MAX_MEGAPIXELS)
+) -> CheckReport:
     """Collect every problem of the dataset at ``root`` (``train`` and ``test``) with counts."""
     root = Path(root)
     report = CheckReport(root)
@@ -218,7 +227,7 @@ def check_dataset(root: Path, use_patch: bool = True) -> CheckReport:
             if patch_dir is not None:
                 stats.masks = 0
             for clip_dir in clip_dirs:
-                _check_clip(clip_dir, patch_dir, stats, report, pool)
+                _check_clip(clip_dir, patch_dir, stats, report, pool, max_pixels)
     finally:
         pool.shutdown()
     if report.ok:
@@ -247,8 +256,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("root", type=Path, help="dataset root holding train/ and/or test/")
     p.add_argument("--no_patch", action="store_true", help="do not require mouth masks")
+    p.add_argument(
+        "--max_megapixels",
+        type=float,
+        default=DEFAULT_MAX_MEGAPIXELS,
+        help="refuse larger frames, as training does (default: %(default)s)",
+    )
     p.add_argument("--verbose", action="store_true", help="debug logging")
     a = p.parse_args(argv)
-    report = check_dataset(a.root, use_patch=not a.no_patch)
+    if not a.max_megapixels > 0:
+        p.error("--max_megapixels must be positive")
+    report = check_dataset(a.root, not a.no_patch, megapixels(a.max_megapixels))
     print("\n".join(report.lines()))
     return 0 if report.ok else 1

@@ -26,9 +26,11 @@ import torch
 from PIL import Image
 
 from affinegan.data.images import (
+    DEFAULT_MAX_MEGAPIXELS,
     IMAGE_EXTENSIONS,
     check_image,
     load_mask,
+    megapixels,
     open_image,
     uint8_to_unit,
 )
@@ -84,12 +86,14 @@ def scan_clips(
     min_frames: int = 2,
     max_clips: int | None = None,
     check_images: bool = True,
+    max_pixels: int = megapixels(DEFAULT_MAX_MEGAPIXELS),
 ) -> list[Clip]:
     """Find and validate the clips under ``root/phase`` before any training or generation.
 
     Each problem raises ``AffineGANError`` with one line naming the path and the fix, so a bad
     dataset fails in seconds instead of hours into a run. ``max_clips`` keeps the first N clips
-    in sorted order (the original's ``--max_dataset_size``).
+    in sorted order (the original's ``--max_dataset_size``); larger images than ``max_pixels``
+    are refused.
     """
     started = time.perf_counter()
     root = Path(root)
@@ -130,7 +134,7 @@ def scan_clips(
         # Decoding releases the GIL, so threads scale; map() re-raises the first bad file in order.
         pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
         try:
-            for _ in pool.map(check_image, paths):
+            for _ in pool.map(lambda p: check_image(p, max_pixels), paths):
                 pass
         finally:
             pool.shutdown(cancel_futures=True)
@@ -144,18 +148,15 @@ def scan_clips(
     return clips
 
 
-def _decode_resized(path: Path, size: int, mask: bool) -> np.ndarray:
+def _decode_resized(path: Path, size: int, mask: bool, max_pixels: int) -> np.ndarray:
     """uint8 ``(size,size)`` for grey files and masks, else ``(size,size,3)``.
 
     Grey frames stay one channel in the cache (3x smaller); resizing grey then replicating gives
     exactly the same pixels as converting to RGB first.
     """
     if mask:
-        return np.asarray(load_mask(path, size))
-    img = open_image(path)
-    if img.mode != "L":
-        img = img.convert("RGB")
-    return np.asarray(img.resize((size, size), Image.BICUBIC))
+        return np.asarray(load_mask(path, size, max_pixels))
+    return np.asarray(open_image(path, max_pixels).resize((size, size), Image.BICUBIC))
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -178,6 +179,7 @@ class ClipDataset(torch.utils.data.Dataset):
         use_patch: bool = False,
         seed: int = 0,
         cache_mb: int = 512,
+        max_pixels: int = megapixels(DEFAULT_MAX_MEGAPIXELS),
     ) -> None:
         if fine_size > load_size:
             raise AffineGANError(
@@ -203,6 +205,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.flip = flip
         self.use_patch = use_patch
         self.seed = seed
+        self.max_pixels = max_pixels
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._cache: dict[tuple[Path, bool], np.ndarray] = {}
         self._cache_bytes = 0
@@ -219,7 +222,7 @@ class ClipDataset(torch.utils.data.Dataset):
         key = (path, mask)
         arr = self._cache.get(key)
         if arr is None:
-            arr = _decode_resized(path, self.load_size, mask)
+            arr = _decode_resized(path, self.load_size, mask, self.max_pixels)
             if self._cache_bytes + arr.nbytes <= self._cache_limit:
                 self._cache[key] = arr
                 self._cache_bytes += arr.nbytes

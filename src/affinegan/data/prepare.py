@@ -35,7 +35,7 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 from affinegan.data.align import MARGIN, CropBox, Face, crop, face_crop_box, locate_face, mouth_mask
@@ -245,7 +245,7 @@ class _Frames:
     def _images(self) -> Iterator[np.ndarray]:
         first: tuple[int, int] | None = None
         for path in self.source.frames or ():
-            img = ImageOps.exif_transpose(open_image(path)).convert("RGB")
+            img = open_image(path).convert("RGB")
             if first is None:
                 first = img.size
             elif img.size != first:
