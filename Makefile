@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CONSTRAINTS ?= constraints-cpu.txt
 EXTRAS ?= dev
 
-.PHONY: install test test-fast demo lint clean
+.PHONY: install test test-fast demo lint clean web
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ test: install
 # The quick subset (under a minute): no training runs, subprocesses, servers or browser.
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not browser"
+
+# onnxruntime-web and gifenc for `affinegan export --web`, pinned by web/package-lock.json.
+web: web/node_modules/.package-lock.json
+web/node_modules/.package-lock.json: web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund --ignore-scripts
 
 demo: install
 	$(VENV)/bin/affinegan demo
