@@ -23,6 +23,11 @@ tensor memory one run holds above its level at the start (parameters and optimis
 excluded): the activations and temporaries of the path itself, counted by the allocator (CUDA's
 ``max_memory_allocated``; on CPU the profiler's allocation events). FLOPs come from torch's
 FlopCounterMode; the machine's matmul peak from a large float32 matmul.
+The "onnxruntime" task compares two inference runtimes instead of two call patterns: its
+"reference" is the project's PyTorch ``animate`` and its "project" the same generator exported by
+``affinegan export`` and run by onnxruntime (``OnnxGenerator.animate``, as ``generate --backend
+onnxruntime`` does), on as many threads; encoding included. onnxruntime's FLOPs are PyTorch's
+(the same graph) and its memory is invisible to torch's allocator counters (n/a).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -53,7 +59,12 @@ FRAMES = 20
 PATHS = ("reference", "project")
 MIN_SECONDS = 5.0  # cheap configurations repeat until then: a median of many, not of 3
 BLOCK_SECONDS = 1.0  # timed back to back before switching to the other path
-TASKS = {"train": "iteration", "data": "iteration + data", "video": f"{FRAMES}-frame video"}
+TASKS = {
+    "train": "iteration",
+    "data": "iteration + data",
+    "video": f"{FRAMES}-frame video",
+    "onnx": f"{FRAMES}-frame video, PyTorch / onnxruntime",
+}
 
 
 def _cpu_peak_mb(run) -> float:
@@ -152,7 +163,19 @@ class Job:
     same_runtime: bool  # the reference also gets the project's runtime (fused Adam, allocator)
 
 
-def _runner(job: Job, path: str):
+def _onnx_generator(G, x: torch.Tensor, threads: int, tmp_dir: str):
+    """G exported as ``affinegan export`` does, loaded as ``generate --backend onnxruntime``."""
+    from affinegan.export import export_graphs
+    from affinegan.onnx_runtime import OnnxGenerator, open_session
+
+    G.eval()
+    paths, _, _ = export_graphs(G, x.cpu(), Path(tmp_dir))
+    sessions = [open_session(paths[k], threads) for k in ("encode", "decode")]
+    meta = {"expressions": ["expression"], "image_size": x.shape[-1]}
+    return OnnxGenerator(meta, *sessions), x.cpu().numpy()
+
+
+def _runner(job: Job, path: str, tmp_dir: str = ""):
     """The callable one measurement repeats, set up and warmed up."""
     from reference import reference_frames, reference_train_step
 
@@ -176,12 +199,17 @@ def _runner(job: Job, path: str):
 
         def run():
             return step(nets, opts, next(samples), cfg)
+    elif task == "onnx" and path == "project":
+        gen, x = _onnx_generator(nets.G, batch["A"], job.threads, tmp_dir)
+
+        def run():
+            return gen.animate(x, alphas)
     else:
         nets.G.eval()
         x = batch["A"]
 
         def run():
-            if path == "project":
+            if path == "project" or task == "onnx":
                 return animate(nets.G, x[0], alphas)
             return reference_frames(nets.G, x, alphas)
 
@@ -197,7 +225,9 @@ def _worker(job: Job, path: str, conn) -> None:
 
     torch.set_num_threads(job.threads)
     device = job.device
-    run = _runner(job, path)
+    onnx = job.task == "onnx" and path == "project"  # not seen by torch's counters
+    with tempfile.TemporaryDirectory(prefix="affinegan-onnx-") as tmp:
+        run = _runner(job, path, tmp)
     conn.send("ready")
     while (cmd := conn.recv()) != "stop":
         if cmd == "time":
@@ -213,6 +243,8 @@ def _worker(job: Job, path: str, conn) -> None:
                 if counted and sum(counted) >= BLOCK_SECONDS:
                     break
             conn.send(counted)
+        elif cmd in ("flops", "memory") and onnx:
+            conn.send(math.nan)
         elif cmd == "flops":
             with FlopCounterMode(display=False) as counter:
                 run()
@@ -340,6 +372,8 @@ def main() -> None:
                 r = measure(job, a.repeats)
                 results[f"{name}/{task}"] = r
                 ref, ours = r["reference"], r["project"]
+                if math.isnan(ours["gflop"]):  # onnxruntime: the same graph as PyTorch's
+                    ours["gflop"] = ref["gflop"]
                 rate = ours["gflop"] / ours["median_s"]
                 mem = ours["peak_mb"] / max(ref["peak_mb"], 1e-9)
                 rows.append(

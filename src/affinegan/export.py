@@ -263,27 +263,11 @@ def default_face(size: int, path: Path | None = None) -> np.ndarray:
     return (rgb.astype(np.float32) / 255 * 2 - 1).transpose(2, 0, 1)[None]
 
 
-def export(
-    run_dir: Path,
-    out_dir: Path,
-    epoch: str = "latest",
-    face: Path | None = None,
-    variants: Sequence[str] = (),
-    expressions: Sequence[str] | None = None,
-    web_dir: Path | None = None,
-    node_modules: Path | None = None,
-) -> ExportReport:
-    """Write encode.onnx, decode.onnx (+ variants) and model.json for the run in ``run_dir``."""
-    t0 = time.perf_counter()
-    for v in variants:
-        if v not in VARIANTS:
-            raise AffineGANError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
-    if web_dir is not None:
-        node_modules = _check_npm_files(node_modules)
-    model = load_generator(run_dir, epoch)
-    G = model.G.cpu()
-    set_mode(G, dropout=False)
-    x = torch.from_numpy(default_face(model.size, face))
+def export_graphs(
+    G: Generator, x: torch.Tensor, out_dir: Path
+) -> tuple[dict[str, Path], list[str], dict[str, float]]:
+    """``out_dir``/encode.onnx and decode.onnx of ``G`` (in eval mode), traced on the face ``x``
+    (1,3,S,S) and checked against PyTorch; their paths, the code names, the differences."""
     with torch.inference_mode():
         enc = G.encode(x)
     names = code_names(enc)
@@ -306,6 +290,31 @@ def export(
             f"the ONNX graphs differ from PyTorch by {worst:.2e} (> {TOLERANCE:g}): "
             + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
         )
+    return paths, names, diffs
+
+
+def export(
+    run_dir: Path,
+    out_dir: Path,
+    epoch: str = "latest",
+    face: Path | None = None,
+    variants: Sequence[str] = (),
+    expressions: Sequence[str] | None = None,
+    web_dir: Path | None = None,
+    node_modules: Path | None = None,
+) -> ExportReport:
+    """Write encode.onnx, decode.onnx (+ variants) and model.json for the run in ``run_dir``."""
+    t0 = time.perf_counter()
+    for v in variants:
+        if v not in VARIANTS:
+            raise AffineGANError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+    if web_dir is not None:
+        node_modules = _check_npm_files(node_modules)
+    model = load_generator(run_dir, epoch)
+    G = model.G.cpu()
+    set_mode(G, dropout=False)
+    x = torch.from_numpy(default_face(model.size, face))
+    paths, names, diffs = export_graphs(G, x, out_dir)
     files = {"fp32": paths}
     for v in variants:
         files[v] = {k: out_dir / f"{k}.{v}.onnx" for k in paths}

@@ -31,8 +31,9 @@ EXPORT_DIR = "onnx"  # <checkpoints_dir>/<name>/onnx/ unless --out says otherwis
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def open_session(path: Path) -> Any:
-    """An onnxruntime CPU session for one graph, or a one-line error saying what is missing."""
+def open_session(path: Path, threads: int = 0) -> Any:
+    """An onnxruntime CPU session for one graph (``threads`` 0: onnxruntime's choice), or a
+    one-line error saying what is missing."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -43,6 +44,7 @@ def open_session(path: Path) -> Any:
         raise AffineGANError(f"{path}: graph not found; run `affinegan export` first")
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    opts.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
