@@ -60,7 +60,7 @@ def test_layout_and_meta(dataset: Path) -> None:
     for name, meta in test.items():
         frames = sorted(p.name for p in (dataset / "test" / "img" / name).iterdir())
         assert frames == meta["frames"] and meta["intensity"][0] == 0.0
-    assert not list(dataset.rglob("*.tmp"))
+    assert not list(dataset.rglob("*.tmp*"))
     assert "seed=0" in (dataset / "README.txt").read_text()
 
 

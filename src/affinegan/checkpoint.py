@@ -13,8 +13,6 @@ half-written checkpoint under a real name.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import torch
 
 from .errors import AffineGANError
+from .files import atomic_text, atomic_write
 from .networks import UNET_DEPTHS
 
 STATE_FILE = "latest_train_state.pt"
@@ -38,29 +37,8 @@ class Progress:
     total_steps: int = 0
 
 
-def atomic_write(path: Path, write: Any) -> Path:
-    """Call ``write(tmp_path)`` then rename onto ``path`` (atomic on POSIX and Windows)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb") as f:  # on disk before the rename, so a crash leaves old or new
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def atomic_save(obj: Any, path: Path) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def atomic_text(text: str, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def clean_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

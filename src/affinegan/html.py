@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from affinegan.video import atomic_output
+from affinegan.files import atomic_output
 
 _STYLE = """
 body { font-family: sans-serif; margin: 1em; background: #fafafa; }

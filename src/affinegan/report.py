@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .video import atomic_output
+from .files import atomic_output
 
 # (summary key, label, which way is better: "higher" | "lower" | None, decimals). ACD-c and
 # smoothness have no better direction: a video that never moves scores 0 on both.

@@ -8,10 +8,7 @@ run never leaves a truncated file under the final name.
 from __future__ import annotations
 
 import math
-import os
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -19,6 +16,7 @@ import numpy as np
 from PIL import GifImagePlugin, Image, ImageSequence
 
 from affinegan.errors import AffineGANError
+from affinegan.files import atomic_output
 
 FORMATS = ("png", "gif", "mp4")
 
@@ -46,24 +44,6 @@ def parse_formats(text: str) -> tuple[str, ...]:
             f"no output format in {text!r}: give at least one of {', '.join(FORMATS)}"
         )
     return tuple(formats)
-
-
-@contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path`` to write, renamed over ``path`` only on success.
-
-    The temporary name keeps the suffix so tools that pick a format by extension (ffmpeg)
-    still work, and it is created by the writer itself, so the final file gets the usual
-    permissions rather than a private temp-file mode.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _as_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:

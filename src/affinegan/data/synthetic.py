@@ -14,7 +14,6 @@ import colorsys
 import functools
 import json
 import math
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from affinegan.errors import AffineGANError
+from affinegan.files import atomic_output
 
 EXPRESSIONS: tuple[str, ...] = ("smile", "surprise", "anger", "blink")
 
@@ -593,16 +593,15 @@ def _plan_clip(seed: int, split: int, index: int, size: int, lo: int, hi: int) -
 
 
 def _save_png(image: Image.Image, path: Path) -> None:
-    """Write then rename, so an interrupted run never leaves a truncated PNG behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    """Write then rename, so an interrupted run never leaves a truncated PNG behind (no fsync:
+    thousands of frames, remade from the seed, would wait seconds for the disk)."""
+    with atomic_output(path, fsync=False) as tmp:
+        image.save(tmp, format="PNG")
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_output(path, fsync=False) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _prepare(out: Path, readme: str) -> None:
