@@ -18,7 +18,7 @@ from .errors import AffineGANError
 from .html import write_image_table
 from .networks import UNET_DEPTHS, Encoding, Generator, canonical_netg
 from .results import input_photos, resolve_alphas, write_face
-from .train import resolve_device
+from .runtime import resolve_device
 from .video import parse_formats
 
 log = logging.getLogger(__name__)
