@@ -1,4 +1,4 @@
-"""The objective and update order of METHOD.md, on tiny networks."""
+"""The objective and update order of docs/method.md, on tiny networks."""
 
 import copy
 

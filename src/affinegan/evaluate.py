@@ -10,7 +10,7 @@ frames 1..N-1 the ground truth):
    <results_dir>/<name>/<phase>_<epoch>/images/, newer than the checkpoint) are read instead,
    and truth frame k is matched with generated frame floor(k (M - 1) / (N - 1) + 1/2).
 3. Oracle video: the model's own encoder infers the intensity of every truth frame,
-   alpha_k = |<f(B_k) - f0, fr>| / ||fr|| (METHOD.md, "Intensity inference"), and frames are
+   alpha_k = |<f(B_k) - f0, fr>| / ||fr|| (docs/method.md, "Intensity inference"), and frames are
    decoded at those alphas: the generator measured apart from the intensity schedule.
 4. SSIM (scikit-image defaults: 7x7 uniform window, channels averaged) and PSNR (8-bit,
    identical frames capped at 100 dB) compare frames k = 1..N-1 with truth frame k; so do

@@ -1,4 +1,4 @@
-"""Quality metrics of generated expression videos (METHOD.md, "Evaluation used in the paper").
+"""Quality metrics of generated expression videos (docs/method.md, "Evaluation used in the paper").
 
 Pure functions on uint8 HWC frames and float vectors, so each can be checked by hand:
 

@@ -1,4 +1,6 @@
-"""AffineGAN's objective and one optimisation step (METHOD.md, "Losses and the training step").
+"""AffineGAN's objective and one optimisation step.
+
+The method: docs/method.md, "Losses and the training step" and "Intensity inference".
 
 Per clip: f0 = f(A; 1, 0), fr = f(A; 0, 1), fk = f(B_k; 1, 0) and
 ``alpha_k = |<fk - f0, fr>| / (||fr|| + 1e-6)``; fake_k = G(A; 1, alpha_k), rec_k = G(B_k; 1, 0).

@@ -1,4 +1,4 @@
-"""Clip folders -> training samples (METHOD.md, "Data").
+"""Clip folders -> training samples (docs/method.md, "Data").
 
 Layout: ``<root>/<phase>/img/<clip>/<frames>``, optional masks with the same frame names under
 ``<root>/<phase>/patch/<clip>/``. Frames sort by name and the FIRST is the neutral face ``A``.
