@@ -46,3 +46,14 @@ def test_inference_does_not_import_the_training_loop():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_importing_runtime_needs_no_torch():
+    """``generate --backend onnxruntime`` sets up its process here without torch."""
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any import of torch now fails\n"
+        "from affinegan.runtime import keep_freed_memory\n"
+        "keep_freed_memory()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .allocator import keep_freed_memory  # torch-free: generate --backend onnxruntime
 from .config import GenerateConfig, TrainConfig, build_parser, from_args
 from .errors import AffineGANError
+from .runtime import keep_freed_memory  # torch-free: generate --backend onnxruntime
 
 log = logging.getLogger("affinegan")
 

@@ -10,6 +10,9 @@ and no config: they take the original's ``--gpu_ids`` string and plain numbers.
   only commands that own their process call it, never library code.
 - :func:`process`: device + torchrun's process group (see ``distributed.py``), one GPU per
   rank, left cleanly on exit; without torchrun it is one process and no group.
+
+Importing this module imports no torch (each helper does, when called), so a torch-free command
+(``generate --backend onnxruntime``) sets up its process here too.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from . import distributed as dist
 from .allocator import keep_freed_memory
 from .errors import AffineGANError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .distributed import World
 
 __all__ = ["Runtime", "keep_freed_memory", "process", "resolve_device", "set_threads"]
 
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 
 def resolve_device(gpu_ids: str) -> torch.device:
     """The original's ``--gpu_ids``: -1 is the CPU; a GPU id falls back to CPU if none exists."""
+    import torch
+
     try:
         ids = [int(i) for i in str(gpu_ids).split(",") if i.strip() != ""]
     except ValueError:
@@ -56,6 +64,8 @@ def resolve_device(gpu_ids: str) -> torch.device:
 
 def set_threads(threads: int = 0) -> int:
     """Use ``threads`` intra-op CPU threads (0 keeps torch's choice); returns the count in use."""
+    import torch
+
     if threads < 0:
         raise AffineGANError(f"threads {threads}: expected 0 (automatic) or a positive count")
     if threads:
@@ -68,7 +78,7 @@ class Runtime:
     """Where this process computes and which rank of how many it is."""
 
     device: torch.device
-    world: dist.World
+    world: World
 
 
 @contextmanager
@@ -78,6 +88,10 @@ def process(gpu_ids: str) -> Iterator[Runtime]:
     Under torchrun on GPUs each rank takes the GPU of its local rank; the group is left on exit,
     also after an error, so no rank hangs in a collective that will never come.
     """
+    import torch
+
+    from . import distributed as dist
+
     device = resolve_device(gpu_ids)
     world = dist.init(device.type)
     try:
