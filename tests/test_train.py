@@ -110,7 +110,7 @@ def test_resume_exact_with_a_ragged_last_batch(data, tmp_path):
     "flags,message",
     [
         (["--norm", "group"], "--norm 'group'"),
-        (["--print_freq", "0"], "--print_freq must be at least 1"),
+        (["--print_freq", "0"], "--print_freq 0: must be at least 1"),
         (["--netD", "pixel"], "--netD 'pixel'"),
         (["--fineSize", "100", "--loadSize", "100"], "use a multiple of"),
         (["--blend", "--output_nc", "1"], "--blend needs"),

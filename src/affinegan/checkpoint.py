@@ -13,6 +13,8 @@ half-written checkpoint under a real name.
 from __future__ import annotations
 
 import json
+import logging
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,8 @@ from .networks import UNET_DEPTHS
 STATE_FILE = "latest_train_state.pt"
 CONFIG_FILE = "train_opt.json"
 STATE_FORMAT = 2
+STATE_KEYS = ("format", "config", "progress", "nets", "optimizers", "rng")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,14 +67,30 @@ def save_weights(run_dir: Path, label: str, nets: list[tuple[str, torch.nn.Modul
         atomic_save(sd, weight_path(run_dir, label, name))
 
 
+def _torch_load(path: Path, fix: str) -> Any:
+    """``torch.load`` of tensors and plain containers only; any failure is one line, and a file
+    holding code is refused (loading it would run that code), never with torch's hint to allow
+    it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower():
+            raise AffineGANError(
+                f"{path}: the file contains code (pickled Python objects), so it will not be "
+                "loaded; use plain weights, e.g. the run folder written by `affinegan train`, or "
+                "re-save them where the file is trusted: torch.save(net.state_dict(), path)"
+            ) from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    raise AffineGANError(f"{path}: not a readable PyTorch checkpoint ({reason}); {fix}")
+
+
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     """A state_dict written by this project or by the original code."""
     if not Path(path).is_file():
         raise AffineGANError(f"{path}: no such checkpoint; train first or check --name/--epoch")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise AffineGANError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+    sd = _torch_load(path, "re-copy it or train again")
     if not isinstance(sd, dict):
         raise AffineGANError(f"{path}: expected a state_dict, found {type(sd).__name__}")
     return clean_state_dict(sd)
@@ -136,19 +156,31 @@ def load_state(run_dir: Path) -> dict[str, Any] | None:
     path = Path(run_dir) / STATE_FILE
     if not path.is_file():
         return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001
+    fix = "delete it to resume from the weight files alone"
+    state = _torch_load(path, fix)
+    if isinstance(state, dict) and state.get("format", STATE_FORMAT) != STATE_FORMAT:
         raise AffineGANError(
-            f"{path}: unreadable training state ({err}); delete it to "
-            "resume from the weight files alone"
-        ) from None
-    if state.get("format") != STATE_FORMAT:
-        raise AffineGANError(
-            f"{path}: training state of another version (format {state.get('format')!r}); "
-            "delete it to resume from the weight files alone"
+            f"{path}: training state of another version (format {state.get('format')!r}); {fix}"
         )
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise AffineGANError(
+            f"{path}: not a training state (found {type(state).__name__} without a config); "
+            f"{fix}"
+        )
+    missing = [k for k in STATE_KEYS if k not in state]
+    if missing:
+        raise AffineGANError(f"{path}: training state lacks {', '.join(missing)}; {fix}")
     return state
+
+
+def remove_stale_temps(run_dir: Path) -> None:
+    """Delete the temporary files of saves that were interrupted (``.<name>.*.tmp*``, up to a
+    full training state each); called as a run starts or resumes, when none can be in use."""
+    stale = [p for p in Path(run_dir).rglob(".*.tmp*") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d temporary file(s) of interrupted saves in %s", len(stale), run_dir)
 
 
 def restore_rng(state: dict[str, Any], rank: int = 0) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .data.images import DEFAULT_MAX_MEGAPIXELS
 from .errors import AffineGANError
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,13 @@ IGNORED_OPTIONS: dict[str, str] = {
 }
 
 
+# Field metadata that bounds a number rather than configuring argparse (see ``validate``).
+BOUNDS = ("min", "positive")
+
+
 def _opt(default: Any, help: str, **kw: Any) -> Any:
-    """A dataclass field that also describes its command-line flag."""
+    """A dataclass field that also describes its command-line flag; ``min=`` or
+    ``positive=True`` bound a number, checked by ``validate``."""
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -52,10 +58,10 @@ class ModelOptions:
     """Options that define the networks; shared by training and generation."""
 
     netG: str = _opt("unet_256", "generator: unet_64 | unet_128 | unet_256 (input 64/128/256 px)")
-    ngf: int = _opt(64, "generator filters in the first conv layer")
-    ndf: int = _opt(64, "discriminator filters in the first conv layer")
+    ngf: int = _opt(64, "generator filters in the first conv layer", min=1)
+    ndf: int = _opt(64, "discriminator filters in the first conv layer", min=1)
     netD: str = _opt("basic", "discriminator: basic (3 layers) | n_layers")
-    n_layers_D: int = _opt(3, "discriminator depth when --netD n_layers")
+    n_layers_D: int = _opt(3, "discriminator depth when --netD n_layers", min=1)
     norm: str = _opt(
         "instance",
         "instance | batch normalisation (batch: statistics pooled over the K targets of a step, "
@@ -63,10 +69,12 @@ class ModelOptions:
     )
     no_dropout: bool = _opt(False, "no dropout in the generator")
     init_type: str = _opt("normal", "weight init: normal | xavier | kaiming | orthogonal")
-    init_gain: float = _opt(0.02, "std / gain of the weight init")
-    input_nc: int = _opt(3, "image channels in")
-    output_nc: int = _opt(3, "image channels out")
-    noise_std: float = _opt(0.01, "std of the Gaussian noise added to mixed features in training")
+    init_gain: float = _opt(0.02, "std / gain of the weight init", min=0)
+    input_nc: int = _opt(3, "image channels in", min=1)
+    output_nc: int = _opt(3, "image channels out", min=1)
+    noise_std: float = _opt(
+        0.01, "std of the Gaussian noise added to mixed features in training", min=0
+    )
     blend: bool = _opt(
         False,
         "output a mask too and blend the generated image with the input "
@@ -102,26 +110,32 @@ class TrainConfig(ModelOptions):
     name: str = _opt("experiment_name", "run name: checkpoints go to <checkpoints_dir>/<name>")
     checkpoints_dir: str = _opt("./checkpoints", "where runs are saved")
     gpu_ids: str = _opt("0", "GPU id, e.g. 0; -1 for CPU (CPU is used when no GPU exists)")
-    batch_size: int = _opt(1, "clips per step (alpha is inferred per clip)")
-    loadSize: int = _opt(286, "resize frames to this size")
-    fineSize: int = _opt(256, "then random-crop to this size")
+    batch_size: int = _opt(1, "clips per step (alpha is inferred per clip)", min=1)
+    loadSize: int = _opt(286, "resize frames to this size", min=1)
+    fineSize: int = _opt(256, "then random-crop to this size", min=1)
+    max_megapixels: float = _opt(
+        DEFAULT_MAX_MEGAPIXELS, "refuse dataset frames with more pixels than this", positive=True
+    )
     no_flip: bool = _opt(False, "no random horizontal flip")
     no_patch: bool = _opt(False, "train without mouth masks (no local patch discriminator)")
-    niter: int = _opt(10000, "epochs at the starting learning rate")
-    niter_decay: int = _opt(100, "epochs to decay the learning rate linearly to zero")
-    lr: float = _opt(0.0002, "Adam learning rate")
-    beta1: float = _opt(0.5, "Adam beta1")
+    niter: int = _opt(10000, "epochs at the starting learning rate", min=0)
+    niter_decay: int = _opt(100, "epochs to decay the learning rate linearly to zero", min=0)
+    lr: float = _opt(0.0002, "Adam learning rate", positive=True)
+    beta1: float = _opt(0.5, "Adam beta1", min=0)
     no_lsgan: bool = _opt(True, "vanilla GAN loss (BCE); the original default")
     lsgan: bool = _opt(False, "least-squares GAN loss instead of BCE")
-    lambda_L1: float = _opt(100.0, "weight of L1(fake, real)")
-    lambda_A: float = _opt(100.0, "weight of the alpha-adversarial loss")
-    lambda_rec: float = _opt(10.0, "weight of L1(reconstruction, real) (hard-coded 10 in original)")
+    lambda_L1: float = _opt(100.0, "weight of L1(fake, real)", min=0)
+    lambda_A: float = _opt(100.0, "weight of the alpha-adversarial loss", min=0)
+    lambda_rec: float = _opt(
+        10.0, "weight of L1(reconstruction, real) (hard-coded 10 in original)", min=0
+    )
     lambda_order: float = _opt(
         0.0,
         "weight of a hinge that asks later frames of a clip for larger alphas "
         "(not in the original; 0 = off; docs/results.md)",
+        min=0,
     )
-    order_margin: float = _opt(0.02, "margin of the --lambda_order hinge")
+    order_margin: float = _opt(0.02, "margin of the --lambda_order hinge", min=0)
     lambda_region: float = _opt(
         0.0,
         "weight of an L1 loss inside the expression region, the pixels where a target differs "
@@ -140,23 +154,23 @@ class TrainConfig(ModelOptions):
         "a named recipe of the options beyond the paper (flags given explicitly win): "
         "'expressive' (docs/results.md); empty = the paper's method",
     )
-    train_imagenum: int = _opt(5, "K: target frames drawn per clip per step")
+    train_imagenum: int = _opt(5, "K: target frames drawn per clip per step", min=1)
     continue_train: bool = _opt(False, "resume the run from its latest checkpoint")
-    epoch_count: int = _opt(1, "starting epoch (resuming original weights)")
+    epoch_count: int = _opt(1, "starting epoch (resuming original weights)", min=1)
     epoch: str = _opt("latest", "which weights to load with --continue_train")
-    save_latest_freq: int = _opt(1000, "steps between 'latest' checkpoints")
-    save_epoch_freq: int = _opt(200, "epochs between numbered checkpoints")
-    print_freq: int = _opt(50, "steps between loss reports")
-    display_freq: int = _opt(100, "steps between sample images (web/ and TensorBoard)")
+    save_latest_freq: int = _opt(1000, "steps between 'latest' checkpoints", min=1)
+    save_epoch_freq: int = _opt(200, "epochs between numbered checkpoints", min=1)
+    print_freq: int = _opt(50, "steps between loss reports", min=1)
+    display_freq: int = _opt(100, "steps between sample images (web/ and TensorBoard)", min=1)
     no_html: bool = _opt(False, "do not write sample images and web/index.html")
     serial_batches: bool = _opt(False, "take clips in order instead of shuffled")
-    num_threads: int = _opt(1, "data loading worker processes (0: in the main process)")
-    max_dataset_size: int = _opt(0, "use at most this many clips (0: all)")
+    num_threads: int = _opt(1, "data loading worker processes (0: in the main process)", min=0)
+    max_dataset_size: int = _opt(0, "use at most this many clips (0: all)", min=0)
     phase: str = _opt("train", "dataset split to train on")
     suffix: str = _opt("", "appended to --name, e.g. {netG}_size{fineSize}")
     verbose: bool = _opt(False, "more log output")
     seed: int = _opt(0, "seed for initialisation, sampling and noise")
-    max_steps: int = _opt(0, "stop (saving) after this many steps in total (0: no limit)")
+    max_steps: int = _opt(0, "stop (saving) after this many steps in total (0: no limit)", min=0)
     amp: str = _opt("", "mixed precision: bf16 or fp16 (fp16 with loss scaling); off by default")
     compile: bool = _opt(False, "torch.compile the networks (slow first steps, faster after)")
     channels_last: bool = _opt(False, "NHWC memory layout for the convolutions")
@@ -218,17 +232,20 @@ class GenerateConfig(ModelOptions):
     eval: bool = _opt(False, "eval mode: dropout off (deterministic output)")
     dropout: bool = _opt(False, "keep dropout on at test time (the original without --eval)")
     interval: float = _opt(0.05, "alpha step of the original: frames alpha = 0, interval, ... < 1")
-    num_frames: int = _opt(0, "frames with alpha = linspace(0, peak, N), peak included")
+    num_frames: int = _opt(0, "frames with alpha = linspace(0, peak, N), peak included", min=0)
     alphas: str = _opt("", "explicit comma-separated alphas, e.g. 0,0.3,1")
     peak: float = _opt(1.0, "largest alpha for --num_frames")
     curve: str = _opt(
         "linear", "intensity curve for --num_frames: linear | ease-in-out | there-and-back"
     )
-    num_test: int = _opt(100, "at most this many inputs")
+    num_test: int = _opt(100, "at most this many inputs", min=1)
     format: str = _opt("png", "outputs: any of png,gif,mp4 (comma-separated)")
-    fps: float = _opt(10.0, "frames per second of GIF/MP4")
-    chunk: int = _opt(32, "frames decoded per batch (bounds memory for long videos)")
-    fineSize: int = _opt(0, "input size (0: the size the model was trained at)")
+    fps: float = _opt(10.0, "frames per second of GIF/MP4", positive=True)
+    chunk: int = _opt(32, "frames decoded per batch (bounds memory for long videos)", min=1)
+    fineSize: int = _opt(0, "input size (0: the size the model was trained at)", min=0)
+    max_megapixels: float = _opt(
+        DEFAULT_MAX_MEGAPIXELS, "refuse input photos with more pixels than this", positive=True
+    )
     loadSize: int = _opt(0, "accepted for compatibility; generation resizes to --fineSize")
     batch_size: int = _opt(1, "accepted for compatibility")
     num_threads: int = _opt(1, "accepted for compatibility")
@@ -246,7 +263,7 @@ def build_parser(cls: type, prog: str, description: str) -> argparse.ArgumentPar
         prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     for f in fields(cls):
-        meta = dict(f.metadata)
+        meta = {k: v for k, v in f.metadata.items() if k not in BOUNDS}
         help_text = meta.pop("help", None)
         flag = f"--{f.name}"
         if f.type in ("bool", bool):
@@ -283,7 +300,24 @@ def from_args(cls: type, parser: argparse.ArgumentParser, argv: list[str] | None
             raise AffineGANError(
                 f"--suffix {cfg.suffix!r} names an unknown option ({err})"
             ) from None
+    validate(cfg)
     return cfg
+
+
+def validate(cfg: Any) -> None:
+    """Refuse, in one line naming the flag, a number outside its field's bounds (metadata
+    ``min`` / ``positive``) or not finite, before any command does work with it."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value):
+            raise AffineGANError(f"--{f.name} {value}: expected a finite number")
+        if f.metadata.get("positive") and not value > 0:
+            raise AffineGANError(f"--{f.name} {value}: must be greater than 0")
+        low = f.metadata.get("min")
+        if low is not None and value < low:
+            raise AffineGANError(f"--{f.name} {value}: must be at least {low}")
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:

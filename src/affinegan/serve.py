@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import torch
@@ -249,8 +249,14 @@ class Animator:
             try:
                 stamp = weights.stat().st_mtime_ns
             except FileNotFoundError:
-                raise AffineGANError(f"{weights} was deleted: refresh the model list") from None
-            G, size = self._generator(info.run_dir, stamp)
+                raise AffineGANError(f"model {info.name} was deleted: refresh the list") from None
+            try:
+                G, size = self._generator(info.run_dir, stamp)
+            except AffineGANError as err:  # its paths are the server's: the log has them
+                log.error("model %s: %s", info.name, err)
+                raise AffineGANError(
+                    f"model {info.name} cannot be loaded; the server's log says why"
+                ) from None
             key = (str(info.run_dir), stamp, digest, auto_crop)
             enc = self._encodings.get(key)
             reused = enc is not None
@@ -330,6 +336,13 @@ def _status(anim: Animation, model: str) -> str:
     return f"{len(anim.frames)} frames from **{model}** in {anim.seconds:.2f} s; {cache}."
 
 
+def _reject(gr: Any, message: str) -> NoReturn:
+    """Refuse a request: one line in the server's log (not Gradio's traceback), the message
+    on the page."""
+    log.info("rejected a request: %s", message)
+    raise gr.Error(message, print_exception=False)
+
+
 def build_app(animator: Animator, examples: Sequence[Path] = ()) -> gr.Blocks:
     """The Gradio page on ``animator``; the event is also the API endpoint ``/animate``.
 
@@ -353,11 +366,11 @@ def build_app(animator: Animator, examples: Sequence[Path] = ()) -> gr.Blocks:
         try:
             settings = (int(frames), float(peak), str(curve), bool(auto_crop), float(fps))
         except (TypeError, ValueError) as err:
-            raise gr.Error(f"invalid settings ({err})") from None
+            _reject(gr, f"invalid settings ({err})")
         try:
             anim = animator.animate(photo.get("path") if photo else None, model, *settings)
         except AffineGANError as err:
-            raise gr.Error(str(err)) from None
+            _reject(gr, str(err))
         strip = [(f, f"alpha {a:.2f}") for f, a in zip(anim.frames, anim.alphas, strict=True)]
         files = [str(anim.gif), str(anim.mp4)]
         return str(anim.gif), str(anim.mp4), strip, files, _status(anim, model)

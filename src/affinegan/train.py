@@ -17,8 +17,9 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from . import distributed as dist
 from . import runtime
-from .config import TrainConfig, format_options, from_dict
+from .config import TrainConfig, format_options, from_dict, validate
 from .data.dataset import ClipDataset, ResumableSampler, scan_clips
+from .data.images import megapixels
 from .errors import AffineGANError
 from .logger import RunLogger
 from .model import (
@@ -38,17 +39,16 @@ log = logging.getLogger(__name__)
 
 def _check_config(cfg: TrainConfig) -> None:
     """Reject flag values the networks or the loop cannot use, with the flag's name."""
-    if cfg.train_imagenum < 1 or cfg.batch_size < 1:
-        raise AffineGANError("--train_imagenum and --batch_size must be at least 1")
-    for flag in ("print_freq", "display_freq", "save_latest_freq", "save_epoch_freq"):
-        if getattr(cfg, flag) < 1:
-            raise AffineGANError(f"--{flag} must be at least 1")
+    validate(cfg)
+    if cfg.last_epoch < 1:
+        raise AffineGANError(
+            f"--niter {cfg.niter} --niter_decay {cfg.niter_decay} leaves no epoch to train; "
+            "give --niter 1 or more"
+        )
     if cfg.blend and cfg.input_nc != cfg.output_nc:
         raise AffineGANError("--blend needs --input_nc equal to --output_nc")
     if cfg.warp and not cfg.blend:
         raise AffineGANError("--warp needs --blend: the mask chooses warped or drawn pixels")
-    if cfg.lambda_order < 0:
-        raise AffineGANError(f"--lambda_order {cfg.lambda_order}: expected a weight >= 0")
     if cfg.fineSize > cfg.loadSize:
         raise AffineGANError(f"--fineSize {cfg.fineSize} is larger than --loadSize {cfg.loadSize}")
     choices = {"norm": NORMS, "init_type": INIT_TYPES, "netD": ("basic", "n_layers")}
@@ -175,6 +175,16 @@ def _resolve_resume(cfg: TrainConfig) -> TrainConfig:
     for key in RUNTIME_OPTIONS:
         setattr(saved, key, getattr(cfg, key))
     saved.continue_train = True
+    default = TrainConfig()
+    ignored = [
+        f"--{key} {getattr(cfg, key)} (the run has {getattr(saved, key)})"
+        for key in asdict(cfg)
+        if getattr(cfg, key) != getattr(saved, key) and getattr(cfg, key) != getattr(default, key)
+    ]
+    if ignored:
+        log.warning(
+            "note: --continue_train keeps the run's saved options; ignored: %s", ", ".join(ignored)
+        )
     return saved
 
 
@@ -224,6 +234,7 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
         use_patch=cfg.use_patch,
         min_frames=2,
         max_clips=cfg.max_dataset_size or None,
+        max_pixels=megapixels(cfg.max_megapixels),
     )
     dataset = ClipDataset(
         clips,
@@ -233,7 +244,17 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
         flip=not cfg.no_flip,
         use_patch=cfg.use_patch,
         seed=cfg.seed,
+        max_pixels=megapixels(cfg.max_megapixels),
     )
+    per_rank = -(-len(clips) // world.size)
+    if cfg.batch_size > per_rank and world.main:
+        log.warning(
+            "note: --batch_size %d is more than the %d clip(s) per process: each step trains on "
+            "all %d",
+            cfg.batch_size,
+            per_rank,
+            per_rank,
+        )
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     nets = build_nets(cfg)
     for _, net in nets.items():
@@ -261,6 +282,7 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
     logger = None
     if world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.remove_stale_temps(run_dir)
         ckpt.atomic_text(format_options(cfg, TrainConfig()), run_dir / "opt.txt")
         ckpt.write_config(run_dir, asdict(cfg))
         logger = RunLogger(run_dir, html=not cfg.no_html, resume_step=progress.total_steps)

@@ -1,0 +1,191 @@
+"""Issue 13: bad values, broken or unsafe files and confusing runs end in one line, not a
+traceback or a silent surprise (items 3-8, 10, 11, 13)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tiny import TINY_FLAGS
+
+from affinegan import checkpoint as ckpt
+from affinegan.cli import main
+from affinegan.data.synthetic import render_dataset
+from affinegan.errors import AffineGANError
+from affinegan.serve import Animator
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    return render_dataset(
+        root, "smile", clips=2, test_clips=1, size=64, seed=2, min_frames=4, max_frames=6
+    )
+
+
+def _one_line_error(capsys: pytest.CaptureFixture, code: int) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err and "Traceback" not in "\n".join(err), err
+    return err[-1]
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--niter", "0", "--niter_decay", "0"], "leaves no epoch to train"),
+        (["--max_steps", "-3"], "--max_steps -3: must be at least 0"),
+        (["--fineSize", "0"], "--fineSize 0: must be at least 1"),
+        (["--fineSize", "-64"], "--fineSize -64: must be at least 1"),
+        (["--ngf", "0"], "--ngf 0: must be at least 1"),
+        (["--lr", "-1"], "--lr -1.0: must be greater than 0"),
+        (["--lr", "nan"], "--lr nan: expected a finite number"),
+        (["--num_threads", "-1"], "--num_threads -1: must be at least 0"),
+        (["--max_megapixels", "0"], "--max_megapixels 0.0: must be greater than 0"),
+    ],
+)
+def test_train_refuses_bad_numbers_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture, flags: list[str], message: str
+) -> None:
+    """Items 3 and 5: the dataset does not even exist; the flag is named first."""
+    argv = ["train", "--dataroot", str(tmp_path / "none"), "--checkpoints_dir", str(tmp_path)]
+    assert message in _one_line_error(capsys, main([*argv, *TINY_FLAGS, *flags]))
+    assert not (tmp_path / "experiment_name").exists()
+
+
+@pytest.mark.parametrize("fps", ["0", "-2"])
+def test_generate_refuses_a_bad_fps_before_loading(
+    tmp_path: Path, capsys: pytest.CaptureFixture, fps: str
+) -> None:
+    code = main(["generate", "--checkpoints_dir", str(tmp_path), "--name", "none", "--fps", fps])
+    assert f"--fps {float(fps)}: must be greater than 0" in _one_line_error(capsys, code)
+
+
+def _save_state(run_dir: Path, obj: object) -> None:
+    run_dir.mkdir(parents=True)
+    torch.save(obj, run_dir / ckpt.STATE_FILE)
+
+
+@pytest.mark.parametrize(
+    "state,message",
+    [
+        ([1, 2], "not a training state (found list without a config)"),
+        ({"format": ckpt.STATE_FORMAT, "nets": {}}, "not a training state (found dict without"),
+        ({"format": ckpt.STATE_FORMAT, "config": {}}, "training state lacks progress, nets"),
+    ],
+)
+def test_a_state_file_of_the_wrong_shape_is_one_line(
+    tmp_path: Path, state: object, message: str
+) -> None:
+    """Item 6."""
+    _save_state(tmp_path / "run", state)
+    with pytest.raises(AffineGANError) as err:
+        ckpt.load_state(tmp_path / "run")
+    text = str(err.value)
+    assert message in text and str(tmp_path / "run" / ckpt.STATE_FILE) in text
+    assert "delete it" in text and "\n" not in text
+
+
+def _code_checkpoint(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"weight": torch.zeros(1), "opt": argparse.Namespace(lr=1)}, path)
+    return path
+
+
+def test_a_checkpoint_holding_code_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Item 7: no torch text, no hint that weights_only=False would work."""
+    weights = _code_checkpoint(tmp_path / "latest_net_G.pth")
+    _code_checkpoint(tmp_path / ckpt.STATE_FILE)
+    for load in (lambda: ckpt.load_weights(weights), lambda: ckpt.load_state(tmp_path)):
+        with pytest.raises(AffineGANError) as err:
+            load()
+        text = str(err.value)
+        assert "contains code" in text and "will not be loaded" in text and "\n" not in text
+        assert "weights_only" not in text and "torch.save(net.state_dict()" in text
+
+
+def test_serve_sends_no_server_path_to_the_browser(tmp_path: Path) -> None:
+    """Item 7: the page gets the model's name; the server's log gets the path."""
+    run = tmp_path / "secret_folder" / "smile"
+    _code_checkpoint(run / "latest_net_G.pth")
+    (run / ckpt.CONFIG_FILE).write_text('{"fineSize": 64}')
+    photo = tmp_path / "face.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(photo)
+    animator = Animator(tmp_path / "secret_folder", tmp_path / "out")
+    with pytest.raises(AffineGANError) as err:
+        animator.animate(photo, "smile")
+    assert "smile cannot be loaded" in str(err.value) and "secret_folder" not in str(err.value)
+
+
+def test_serve_rejects_requests_in_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    """Item 10: Gradio is told not to print its traceback; the log gets one line."""
+    gr = pytest.importorskip("gradio")
+    from affinegan.serve import _reject
+
+    with pytest.raises(gr.Error) as err:
+        _reject(gr, "face.txt is not an image")
+    assert err.value.print_exception is False
+    assert [r.getMessage() for r in caplog.records] == [
+        "rejected a request: face.txt is not an image"
+    ]
+
+
+def _train(data: Path, ckdir: Path, *flags: str) -> int:
+    return main(
+        [
+            "train",
+            *TINY_FLAGS,
+            "--dataroot",
+            str(data),
+            "--checkpoints_dir",
+            str(ckdir),
+            "--name",
+            "run",
+            "--no_patch",
+            "--no_html",
+            "--num_threads",
+            "0",
+            "--train_imagenum",
+            "2",
+            "--niter",
+            "5",
+            "--niter_decay",
+            "0",
+            *flags,
+        ]
+    )
+
+
+@pytest.mark.slow
+def test_runs_note_what_they_ignore_and_clean_up(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Items 4, 8, 11, 13 on two tiny runs: a start and a resume."""
+    old = os.umask(0o027)
+    try:
+        assert _train(data, tmp_path, "--max_steps", "1", "--batch_size", "8") == 0
+    finally:
+        os.umask(old)
+    err = capsys.readouterr().err
+    assert err.count("--batch_size 8 is more than the 2 clip(s) per process") == 1
+    run = tmp_path / "run"
+    for name in ("latest_net_G.pth", ckpt.STATE_FILE, "opt.txt", ckpt.CONFIG_FILE):
+        assert (run / name).stat().st_mode & 0o777 == 0o640, name  # the umask, not 0600
+
+    stale = [
+        run / ".latest_train_state.pt.k2j3h4.tmp",
+        run / ".latest_net_G.pth.abcd.tmp",
+        run / ".train_opt.json.x1y2.tmp",
+        run / ".latest_net_D.1a2b3c4d.tmp.pth",
+    ]
+    for path in stale:
+        path.write_bytes(b"\0" * 1000)
+    assert _train(data, tmp_path, "--max_steps", "2", "--continue_train", "--ngf", "8") == 0
+    err = capsys.readouterr().err
+    assert "ignored: --ngf 8 (the run has 4)" in err
+    assert not [p for p in stale if p.exists()]
+    assert "removed 4 temporary file(s)" in err
