@@ -1,14 +1,11 @@
 """Export: ONNX graphs equal PyTorch, the torch-free onnxruntime backend, and the static page
 driven in headless Chromium with every outside request blocked."""
 
-import functools
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +16,14 @@ from tiny import REPO, tiny_config
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
+from web_speed import (  # noqa: E402  (benchmarks/, on pytest's pythonpath)
+    CHROMIUM,
+    launch_chromium,
+    offline_page,
+    open_with_photo,
+    static_server,
+)
+
 from affinegan.data.images import load_input_image  # noqa: E402
 from affinegan.data.synthetic import render_dataset, render_face  # noqa: E402
 from affinegan.errors import AffineGANError  # noqa: E402
@@ -27,7 +32,6 @@ from affinegan.generate import animate, load_generator, set_mode  # noqa: E402
 from affinegan.onnx_runtime import OnnxGenerator, load_face  # noqa: E402
 from affinegan.train import train  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
 NODE_MODULES = REPO / "web" / "node_modules"
 
 
@@ -114,110 +118,54 @@ def test_web_export_says_how_to_get_onnxruntime_web(runs, tmp_path):
 _TORCH_FREE = """
 import sys
 sys.modules["torch"] = None  # any import of torch now fails
-from affinegan.config import GenerateConfig
-from affinegan.onnx_runtime import generate_onnx
-cfg = GenerateConfig(input=[sys.argv[1]], name="blend", checkpoints_dir=sys.argv[2],
-                     results_dir=sys.argv[3], num_frames=4, format="png,gif")
-print(generate_onnx(cfg))
+from affinegan.cli import main
+sys.exit(main(["generate", "--backend", "onnxruntime", *sys.argv[1:]]))
 """
 
 
 @pytest.mark.slow
 def test_onnxruntime_backend_needs_no_torch_and_matches_generate(runs, exported, face, tmp_path):
-    ckpts = str(runs / "checkpoints")
-    subprocess.run(
-        [sys.executable, "-c", _TORCH_FREE, str(face), ckpts, str(tmp_path / "ort")],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
-    common = ["--input", str(face), "--name", "blend", "--checkpoints_dir", ckpts]
-    common += ["--num_frames", "4", "--gpu_ids", "-1"]
-    cli = [sys.executable, "-m", "affinegan", "generate", *common]
-    subprocess.run(
-        [*cli, "--results_dir", str(tmp_path / "pt")],
-        check=True,
-        cwd=REPO,
-        capture_output=True,
-        timeout=300,
-    )
-    subprocess.run(
-        [*cli, "--backend", "onnxruntime", "--results_dir", str(tmp_path / "cli")],
-        check=True,
-        cwd=REPO,
-        capture_output=True,
-        timeout=300,
-    )
+    args = ["--input", str(face), "--name", "blend", "--checkpoints_dir", str(runs / "checkpoints")]
+    args += ["--num_frames", "4", "--format", "png,gif"]
+    for cmd, out in (
+        (["-c", _TORCH_FREE], "ort"),  # the onnxruntime backend with torch unimportable
+        (["-m", "affinegan", "generate", "--gpu_ids", "-1"], "pt"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, *cmd, *args, "--results_dir", str(tmp_path / out)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
     pngs = sorted((tmp_path / "pt" / "blend" / "test_latest" / "images").glob("*.png"))
     assert len(pngs) == 5  # input + 4 frames
     for png in pngs:
         ref = np.asarray(Image.open(png)).astype(int)
-        for other in ("ort", "cli"):
-            got = np.asarray(Image.open(str(png).replace("/pt/", f"/{other}/"))).astype(int)
-            assert np.abs(got - ref).max() <= 1, (other, png.name)
+        got = np.asarray(Image.open(str(png).replace("/pt/", "/ort/"))).astype(int)
+        assert np.abs(got - ref).max() <= 1, png.name
     assert (tmp_path / "ort" / "blend" / "test_latest" / "face.gif").is_file()
-
-
-def _browser(playwright):
-    """Headless Chromium, or skip when no browser can be launched here."""
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-    try:
-        if Path(CHROMIUM).is_file():
-            return playwright.chromium.launch(executable_path=CHROMIUM, args=args)
-        return playwright.chromium.launch(args=args)
-    except Exception as err:  # noqa: BLE001 - any launch failure means "no browser here"
-        pytest.skip(f"no browser: {CHROMIUM} missing and Playwright cannot launch one ({err})")
-
-
-@pytest.fixture
-def static_server(tmp_path):
-    """``python -m http.server`` on 127.0.0.1 in a thread, serving ``tmp_path / 'page'``."""
-    root = tmp_path / "page"
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    srv = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=root)
-    )
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    srv.server_close()
 
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_page_animates_a_photo_offline_and_matches_python(runs, exported, face, static_server):
+def test_page_animates_a_photo_offline_and_matches_python(runs, exported, face, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     if not all((NODE_MODULES / f).is_file() for f in NPM_FILES):
         pytest.skip("onnxruntime-web not installed: npm ci --prefix web (needs Node)")
-    root, origin = static_server
-    export(runs / "checkpoints" / "blend", root.parent / "onnx", web_dir=root)
+    root = tmp_path / "page"
+    export(runs / "checkpoints" / "blend", tmp_path / "onnx", web_dir=root)
     gen = OnnxGenerator.load(exported["blend"])
     expected = gen.animate(load_face(face, 64), [0.7])[0].astype(int)
-    with sync_api.sync_playwright() as pw:
-        browser = _browser(pw)
+    with sync_api.sync_playwright() as pw, static_server(root) as origin:
         try:
-            page = browser.new_page(viewport={"width": 900, "height": 720})
-            blocked, errors = [], []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-
-            def route(r):  # the page may reach its own server and nothing else
-                if r.request.url.startswith(origin + "/"):
-                    r.continue_()
-                else:
-                    blocked.append(r.request.url)
-                    r.abort()
-
-            page.route("**/*", route)
-            page.goto(origin + "/index.html")
-            page.evaluate("window.affinegan.ready")
-            page.set_input_files("#photo", str(face))
-            page.wait_for_selector("body[data-state=encoded]", timeout=60_000)
+            browser = launch_chromium(pw)
+        except Exception as err:  # noqa: BLE001 - any launch failure means "no browser here"
+            pytest.skip(f"no browser: {CHROMIUM} missing and Playwright cannot launch one ({err})")
+        try:
+            page, blocked, errors = offline_page(browser, origin)
+            open_with_photo(page, origin, face)
             rgb = np.array(page.evaluate("window.affinegan.frame(0.7)"), int).reshape(64, 64, 3)
             assert np.abs(rgb - expected).max() <= 2
             assert page.evaluate("window.affinegan.msPerFrame") > 0
@@ -225,7 +173,7 @@ def test_page_animates_a_photo_offline_and_matches_python(runs, exported, face, 
             assert page.evaluate("window.affinegan.video()") == 20
             with page.expect_download() as download:
                 page.click("#gif")
-            gif = root.parent / "page.gif"
+            gif = tmp_path / "page.gif"
             download.value.save_as(gif)
             assert Image.open(gif).n_frames == 20
             if os.environ.get("AFFINEGAN_SCREENSHOT"):  # the README's picture

@@ -1,0 +1,158 @@
+"""The exported page in headless Chromium: milliseconds per frame, export time, graph sizes.
+
+    python benchmarks/web_speed.py --checkpoints_dir demo_out/checkpoints demo_smile
+    python benchmarks/web_speed.py --checkpoints_dir ck run64 run128 --variants fp16,int8
+
+For each run: ``affinegan export --web`` into a temporary folder (timed; graph sizes and the
+variants' PSNR against fp32), served by ``http.server`` on 127.0.0.1, opened in Chromium with
+every request elsewhere blocked and counted. After a synthetic face is encoded, the page decodes
+``--singles`` single frames at changing intensities, as dragging the slider does, and one
+``--frames``-frame video in one call; the table gives the page's own ms/frame (median of the
+singles; the video's total / frames) per variant. The helpers serve the page test too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+import json
+import statistics
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+]
+
+
+@contextlib.contextmanager
+def static_server(root: Path) -> Iterator[str]:
+    """``python -m http.server`` for ``root`` on 127.0.0.1 in a thread; yields its origin."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(root))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium when installed, else Playwright's own; raises when neither starts."""
+    if Path(CHROMIUM).is_file():
+        return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    return playwright.chromium.launch(args=CHROMIUM_ARGS)
+
+
+def offline_page(browser, origin: str) -> tuple[object, list[str], list[str]]:
+    """A page that may reach ``origin`` and nothing else: (page, blocked URLs, page errors)."""
+    page = browser.new_page(viewport={"width": 900, "height": 720})
+    blocked: list[str] = []
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r) -> None:
+        if r.request.url.startswith(origin + "/"):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    return page, blocked, errors
+
+
+def open_with_photo(page, origin: str, photo: Path) -> None:
+    """Load the page, wait for the model, pick ``photo`` and wait for its encoding."""
+    page.goto(origin + "/index.html")
+    page.evaluate("window.affinegan.ready")
+    page.set_input_files("#photo", str(photo))
+    page.wait_for_selector("body[data-state=encoded]", timeout=120_000)
+
+
+def page_speed(page, variant: str, singles: int, frames: int) -> tuple[float, float]:
+    """(median ms of a single-frame decode, ms/frame of one ``frames``-frame call)."""
+    if page.evaluate("document.getElementById('variant').value") != variant:
+        page.select_option("#variant", variant)
+        page.wait_for_function(
+            f"document.getElementById('status').textContent.startsWith('{variant} weights loaded')",
+            timeout=120_000,
+        )
+    page.evaluate("window.affinegan.frame(0.5)")  # warm-up
+    ms = []
+    for i in range(singles):
+        page.evaluate(f"window.affinegan.frame({(i % 11) / 10})")
+        ms.append(page.evaluate("window.affinegan.msPerFrame"))
+    page.fill("#frames", str(frames))
+    page.evaluate("window.affinegan.video()")
+    return statistics.median(ms), page.evaluate("window.affinegan.msPerFrame")
+
+
+def main() -> None:
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    from affinegan.data.synthetic import render_face
+    from affinegan.export import export
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="+", help="run names under --checkpoints_dir")
+    ap.add_argument("--checkpoints_dir", default="./checkpoints")
+    ap.add_argument("--variants", default="fp16,int8")
+    ap.add_argument("--singles", type=int, default=30)
+    ap.add_argument("--frames", type=int, default=20)
+    a = ap.parse_args()
+    variants = [v for v in a.variants.split(",") if v]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="affinegan-web-") as tmp, sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        for name in a.names:
+            out = Path(tmp) / name
+            r = export(
+                Path(a.checkpoints_dir) / name,
+                out / "onnx",
+                variants=variants,
+                web_dir=out / "page",
+            )
+            size = json.loads((out / "onnx" / "model.json").read_text())["image_size"]
+            photo = out / "face.png"
+            Image.fromarray(render_face(5, "smile", 0.0, size)[0]).save(photo)
+            with static_server(out / "page") as origin:
+                page, blocked, errors = offline_page(browser, origin)
+                open_with_photo(page, origin, photo)
+                for v in ["fp32", *variants]:
+                    single, batch = page_speed(page, v, a.singles, a.frames)
+                    psnr = "" if v == "fp32" else f"{r.psnr[v]:.1f}"
+                    rows.append(
+                        f"| {name} | {size} | {v} | {r.sizes[v] / 1e6:.2f} | {psnr} "
+                        f"| {single:.1f} | {batch:.1f} | {r.seconds:.1f} |"
+                    )
+                    print(rows[-1], flush=True)
+                page.close()
+                if blocked or errors:
+                    raise SystemExit(f"outside requests {blocked}, page errors {errors}")
+        browser.close()
+    print(
+        "\n| run | px | weights | MB (encode + decode) | PSNR vs fp32 dB | ms/frame, single "
+        f"| ms/frame, {a.frames} per call | export s (all variants) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
