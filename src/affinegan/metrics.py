@@ -151,14 +151,16 @@ def expression_region(
 
 
 def _check_region(image: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``region`` as bool, if it fits (..., H, W, C) colour images or one (H, W) grey image."""
     region = np.asarray(region, bool)
-    if np.shape(image)[-3:-1] != region.shape and np.shape(image)[-2:] != region.shape:
-        raise ValueError(f"region {region.shape} does not match images {np.shape(image)}")
+    shape = np.shape(image)
+    if shape[-3:-1] != region.shape and shape != region.shape:
+        raise ValueError(f"region {region.shape} does not match images {shape}")
     return region
 
 
 def _in_region(x: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """The region's pixels of (..., H, W, C) or (H, W) images, as float64."""
+    """The region's pixels of (..., H, W, C) images or one (H, W) image, as float64."""
     x = np.asarray(x, np.float64)
     return x[region] if x.ndim == 2 else x[..., region, :]
 
