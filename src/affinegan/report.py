@@ -166,14 +166,15 @@ def terminal_summary(result: dict[str, Any]) -> str:
         f"monotonic {g('monotonic_fraction', 3)}, Kendall tau {g('kendall_tau', 3)}, "
         f"peak alpha {g('alpha_peak', 3)}",
     ]
-    lines.append(
+    lines += [
         f"  expression region {_fmt(100 * s['region_fraction'], 1)}% of the frame "
         f"({g('region_empty', 0)} clips empty): region PSNR {g('region_psnr', 2)} dB, "
-        f"copy-input {g('copy_region_psnr', 2)} dB, gain {g('region_gain', 2)} dB "
-        f"(peak third {g('region_gain_peak', 2)}; oracle {g('oracle_region_gain', 2)} / "
-        f"{g('oracle_region_gain_peak', 2)}); strength at the peak third "
-        f"{g('strength_peak', 3)} (oracle {g('oracle_strength_peak', 3)}; truth 1)"
-    )
+        f"copy-input {g('copy_region_psnr', 2)} dB",
+        f"  region gain {g('region_gain', 2)} dB, peak third {g('region_gain_peak', 2)} dB "
+        f"(oracle {g('oracle_region_gain', 2)} / {g('oracle_region_gain_peak', 2)}); "
+        f"strength at the peak third {g('strength_peak', 3)} "
+        f"(oracle {g('oracle_strength_peak', 3)}; truth 1)",
+    ]
     if "acd_i" in s:
         lines.append(
             f"  ACD-m {g('acd_m', 3)}  ACD-i {g('acd_i', 3)} (truth {g('gt_acd_i', 3)})  "
