@@ -376,11 +376,12 @@ def main() -> None:
                     ours["gflop"] = ref["gflop"]
                 rate = ours["gflop"] / ours["median_s"]
                 mem = ours["peak_mb"] / max(ref["peak_mb"], 1e-9)
+                mem_text = "n/a" if math.isnan(mem) else f"{ours['peak_mb']:.0f} ({mem:.2f}x)"
                 rows.append(
                     f"| {name} | {TASKS[task]} | {ref['median_s']:.3f} | {ours['median_s']:.3f} "
                     f"| **{ref['median_s'] / ours['median_s']:.2f}x** "
                     f"| {ref['gflop']:.1f} / {ours['gflop']:.1f} | {rate:.0f} ({rate / peak:.0%}) "
-                    f"| {ref['peak_mb']:.0f} / {ours['peak_mb']:.0f} ({mem:.2f}x) |"
+                    f"| {ref['peak_mb']:.0f} / {mem_text} |"
                 )
                 print(rows[-1], flush=True)
     print(
