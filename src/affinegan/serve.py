@@ -39,7 +39,7 @@ from .data.synthetic import render_face
 from .errors import AffineGANError
 from .generate import LoadedModel, decode_frames, load_generator, set_mode
 from .networks import UNET_DEPTHS, Encoding
-from .train import resolve_device
+from .runtime import resolve_device
 from .video import write_gif, write_mp4
 
 if TYPE_CHECKING:
