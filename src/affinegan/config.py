@@ -15,10 +15,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .data.images import DEFAULT_MAX_MEGAPIXELS
 from .errors import AffineGANError
 
 log = logging.getLogger(__name__)
+
+# A 50-megapixel frame already costs about 150 MB decoded; larger images are refused (the flag
+# --max_megapixels raises the limit) instead of silently costing gigabytes.
+DEFAULT_MAX_MEGAPIXELS = 50.0
 
 # Accepted so the original's scripts keep running; each gets a one-line note when given.
 IGNORED_OPTIONS: dict[str, str] = {

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageCms, ImageOps
 
+from affinegan.config import DEFAULT_MAX_MEGAPIXELS
 from affinegan.errors import AffineGANError
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,6 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 )
-# A 50-megapixel frame already costs about 150 MB decoded; larger ones are refused (the flag
-# --max_megapixels raises the limit) instead of silently costing gigabytes.
-DEFAULT_MAX_MEGAPIXELS = 50.0
 _SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _WITH_ALPHA = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
 _COLOUR = frozenset({"RGB", "RGBX", "CMYK", "YCbCr", "HSV", "P"})
