@@ -223,7 +223,9 @@ def _worker(job: Job, path: str, conn) -> None:
     one, or the "memory" one run adds on top of the warmed-up process; "stop"."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    torch.set_num_threads(job.threads)
+    from affinegan.runtime import set_threads
+
+    set_threads(job.threads)
     device = job.device
     onnx = job.task == "onnx" and path == "project"  # not seen by torch's counters
     with tempfile.TemporaryDirectory(prefix="affinegan-onnx-") as tmp:
