@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny import REPO, TINY_FLAGS
+from tiny import REPO, tiny_run_flags
 
 from affinegan import checkpoint as ckpt
 from affinegan.cli import main
@@ -62,18 +62,7 @@ sys.exit(main(["train", *sys.argv[1:]]))
 
 def _argv(data: Path, ckdir: Path) -> list[str]:
     return [
-        *TINY_FLAGS,
-        "--dataroot",
-        str(data),
-        "--checkpoints_dir",
-        str(ckdir),
-        "--name",
-        "run",
-        "--no_html",
-        "--num_threads",
-        "0",
-        "--train_imagenum",
-        "2",
+        *tiny_run_flags(data, ckdir),
         "--niter",
         "10",
         "--niter_decay",

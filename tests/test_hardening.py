@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import TINY_FLAGS
+from tiny import TINY_FLAGS, tiny_run_flags
 
 from affinegan import checkpoint as ckpt
 from affinegan.cli import main
@@ -135,29 +135,8 @@ def test_serve_rejects_requests_in_one_log_line(caplog: pytest.LogCaptureFixture
 
 
 def _train(data: Path, ckdir: Path, *flags: str) -> int:
-    return main(
-        [
-            "train",
-            *TINY_FLAGS,
-            "--dataroot",
-            str(data),
-            "--checkpoints_dir",
-            str(ckdir),
-            "--name",
-            "run",
-            "--no_patch",
-            "--no_html",
-            "--num_threads",
-            "0",
-            "--train_imagenum",
-            "2",
-            "--niter",
-            "5",
-            "--niter_decay",
-            "0",
-            *flags,
-        ]
-    )
+    argv = [*tiny_run_flags(data, ckdir), "--no_patch", "--niter", "5", "--niter_decay", "0"]
+    return main(["train", *argv, *flags])
 
 
 @pytest.mark.slow
@@ -189,3 +168,15 @@ def test_runs_note_what_they_ignore_and_clean_up(
     assert "ignored: --ngf 8 (the run has 4)" in err
     assert not [p for p in stale if p.exists()]
     assert "removed 4 temporary file(s)" in err
+
+
+def test_prepare_never_overwrites_its_own_input(tmp_path: Path) -> None:
+    """Item 12: the clip folder is both the source and the destination."""
+    from affinegan.data.prepare import main as prepare_main
+
+    root = render_dataset(tmp_path / "d", clips=1, test_clips=0, size=64, min_frames=4)
+    clip = root / "train/img/clip_0000"
+    before = {p.name: p.read_bytes() for p in clip.iterdir()}
+    argv = [str(clip), "--out", str(root), "--split", "train", "--overwrite"]
+    assert prepare_main([*argv, "--masks"]) == 1
+    assert {p.name: p.read_bytes() for p in clip.iterdir()} == before

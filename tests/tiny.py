@@ -63,6 +63,15 @@ def random_batch(n: int = 1, patch: bool = True, seed: int = 0, channels_last: b
     return batch
 
 
+def tiny_run_flags(data: Path, checkpoints_dir: Path) -> list[str]:
+    """``affinegan train`` flags of a tiny run named ``run``: K = 2, no workers, no web page."""
+    return [
+        *TINY_FLAGS,
+        *("--dataroot", str(data), "--checkpoints_dir", str(checkpoints_dir), "--name", "run"),
+        *("--no_html", "--num_threads", "0", "--train_imagenum", "2"),
+    ]
+
+
 def run_python(*args: str, code: int = 0, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``python ARGS`` in the repo root as a user would; assert its exit code."""
     proc = subprocess.run(

@@ -536,6 +536,17 @@ def _install(tmp: Path, root: Path, opts: PrepareOptions, name: str) -> Path:
     return split_dir / "img" / name
 
 
+def _refuse_overwriting_inputs(source: Source, outputs: list[Path]) -> None:
+    """``--overwrite`` replaces whole clip folders: never one that holds this clip's input."""
+    inputs = [p.resolve() for p in (source.frames or (source.path,))]
+    for out in (p.resolve() for p in outputs):
+        if any(out == p or out in p.parents for p in inputs):
+            raise AffineGANError(
+                f"{out}: is also the input {source.path}, so --overwrite would replace the "
+                "frames being read; write to another --out"
+            )
+
+
 def prepare_clip(source: Source, root: Path, opts: PrepareOptions) -> ClipReport:
     """Prepare one clip. Failures end up in the report, and then nothing is written."""
     started = time.perf_counter()
@@ -547,6 +558,7 @@ def prepare_clip(source: Source, root: Path, opts: PrepareOptions) -> ClipReport
             raise AffineGANError(
                 f"{existing[0]}: clip already exists; remove it or pass --overwrite"
             )
+        _refuse_overwriting_inputs(source, existing)
         frames = _Frames(source, opts.fps)
         if frames.note:
             report.warnings.append(frames.note)
