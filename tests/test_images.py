@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from affinegan.data.check import check_dataset
 from affinegan.data.dataset import ClipDataset, scan_clips
-from affinegan.data.images import decode, load_input_image, open_image
+from affinegan.data.images import check_image, decode, load_input_image, open_image
 from affinegan.errors import AffineGANError
 from affinegan.serve import Limits, read_photo
 
@@ -275,3 +277,56 @@ def test_decode_names_the_upload_not_a_path() -> None:
     with pytest.raises(AffineGANError, match=r"^upload\.png: is not an image"):
         decode(b"nonsense", "upload.png", 10**6)
     assert decode(_save(Image.fromarray(GREY), "PNG"), "x", 10**6).size == (32, 24)
+
+
+MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I", "I;16", "F")
+FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP")
+
+
+@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+@given(
+    mode=st.sampled_from(MODES),
+    fmt=st.sampled_from(FORMATS),
+    width=st.integers(1, 40),
+    height=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+    damage=st.sampled_from(("none", "truncate", "flip")),
+    where=st.floats(0.0, 1.0),
+)
+def test_loader_decodes_or_refuses_in_one_line(
+    tmp_path_factory: pytest.TempPathFactory,
+    mode: str,
+    fmt: str,
+    width: int,
+    height: int,
+    seed: int,
+    damage: str,
+    where: float,
+) -> None:
+    """Any mode, size and format, intact or damaged: viewer pixels or one line, nothing else."""
+    rng = np.random.default_rng(seed)
+    rgb = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    img = Image.fromarray(rng.integers(0, 65536, (height, width), dtype=np.uint16))
+    if mode != "I;16":
+        img = rgb.convert(mode) if mode not in ("LAB", "HSV") else rgb.convert("RGB")
+        img = img if mode not in ("LAB", "HSV") else Image.merge(mode, img.split())
+    try:
+        data = _save(img, fmt)
+    except (OSError, ValueError, KeyError, TypeError):
+        assume(False)  # this format cannot store this mode
+    cut = int(where * len(data))
+    if damage == "truncate":
+        data = data[:cut]
+    elif damage == "flip" and data:
+        data = data[:cut] + bytes([data[min(cut, len(data) - 1)] ^ 0xFF]) + data[cut + 1 :]
+    path = tmp_path_factory.mktemp("prop") / "frame.img"
+    path.write_bytes(data)
+    try:
+        check_image(path)  # the cheap check of every file before training
+        out = open_image(path)
+    except AffineGANError as err:
+        assert "\n" not in str(err) and str(path) in str(err)
+        return
+    assert out.mode in ("L", "RGB") and out.width * out.height > 0
+    if damage == "none":
+        assert out.size == (width, height)

@@ -38,6 +38,8 @@ _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
 # The pixel limit is checked from the header before decoding, so Pillow's warning between
 # its two thresholds would only repeat it, as a multi-line message.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# Damaged TIFF metadata is warned about in two lines per file; the image decodes or is refused.
+warnings.filterwarnings("ignore", category=UserWarning, module="PIL.TiffImagePlugin")
 
 
 def megapixels(limit: float) -> int:
