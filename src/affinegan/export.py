@@ -118,6 +118,7 @@ class ExportReport:
     sizes: dict[str, int]  # variant -> bytes of encode + decode
     psnr: dict[str, float] = field(default_factory=dict)  # variant -> dB against fp32
     web_dir: Path | None = None
+    face: str = ""  # the photo the graphs were checked on
 
 
 @contextlib.contextmanager
@@ -251,16 +252,25 @@ def _decode_feeds(dec_sess, pairs: list) -> list[dict]:
     return [dict(zip(names, [alphas, *codes], strict=True)) for codes, alphas in pairs]
 
 
-def default_face(size: int, path: Path | None = None) -> np.ndarray:
-    """The face the export checks on: ``path`` (resized like generation does) or a synthetic one."""
-    from .onnx_runtime import load_face
+def default_face(
+    size: int, path: Path | None = None, run_dir: Path | None = None
+) -> tuple[np.ndarray, str]:
+    """The face the export checks on, and where it came from: ``path`` (resized as generation
+    resizes), else the first test face of the dataset the run was trained on, else a synthetic
+    face."""
+    from . import checkpoint as ckpt
+    from .onnx_runtime import first_frames, load_face
 
+    if path is None and run_dir is not None:
+        root = (ckpt.read_config(run_dir) or {}).get("dataroot")
+        with contextlib.suppress(AffineGANError, OSError):
+            path = first_frames(Path(root), "test")[0][1] if root else None
     if path is not None:
-        return load_face(Path(path), size)
+        return load_face(Path(path), size), str(path)
     from .data.synthetic import render_face
 
     rgb = render_face(3, "smile", 0.0, size)[0]
-    return (rgb.astype(np.float32) / 255 * 2 - 1).transpose(2, 0, 1)[None]
+    return (rgb.astype(np.float32) / 255 * 2 - 1).transpose(2, 0, 1)[None], "a synthetic face"
 
 
 def export_graphs(
@@ -313,7 +323,8 @@ def export(
     model = load_generator(run_dir, epoch)
     G = model.G.cpu()
     set_mode(G, dropout=False)
-    x = torch.from_numpy(default_face(model.size, face))
+    face_x, face_name = default_face(model.size, face, run_dir)
+    x = torch.from_numpy(face_x)
     paths, names, diffs = export_graphs(G, x, out_dir)
     files = {"fp32": paths}
     for v in variants:
@@ -358,10 +369,11 @@ def export(
             for v, f in files.items()
         },
         "max_abs_diff_vs_pytorch": {k: float(f"{v:.3g}") for k, v in diffs.items()},
+        "checked_on": face_name,
         "opset": OPSET,
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    report = ExportReport(out_dir, 0.0, diffs, sizes, psnrs)
+    report = ExportReport(out_dir, 0.0, diffs, sizes, psnrs, face=face_name)
     if web_dir is not None:
         report.web_dir = write_web(out_dir, web_dir, node_modules)
     report.seconds = time.perf_counter() - t0
@@ -412,7 +424,8 @@ def format_report(r: ExportReport) -> str:
     """The lines ``affinegan export`` prints."""
     lines = [f"exported to {r.out_dir} in {r.seconds:.1f} s"]
     lines.append(
-        f"largest |onnxruntime - PyTorch|: {max(r.max_diff.values()):.2e} "
+        f"largest |onnxruntime - PyTorch| on {r.face} and random inputs: "
+        f"{max(r.max_diff.values()):.2e} "
         f"(tolerance {TOLERANCE:g}; "
         + ", ".join(f"{k} {v:.1e}" for k, v in r.max_diff.items())
         + ")"
