@@ -84,14 +84,17 @@ def open_with_photo(page, origin: str, photo: Path) -> None:
     page.wait_for_selector("body[data-state=encoded]", timeout=120_000)
 
 
-def page_speed(page, variant: str, singles: int, frames: int) -> tuple[float, float]:
-    """(median ms of a single-frame decode, ms/frame of one ``frames``-frame call)."""
+def use_variant(page, variant: str) -> None:
+    """Switch the page to one variant's graphs and wait until the photo is encoded again."""
     if page.evaluate("document.getElementById('variant').value") != variant:
         page.select_option("#variant", variant)
-        page.wait_for_function(
-            f"document.getElementById('status').textContent.startsWith('{variant} weights loaded')",
-            timeout=120_000,
-        )
+        # a selector, not wait_for_function: the page's CSP forbids the eval that one uses
+        page.wait_for_selector(f"#status:has-text('{variant} weights loaded')", timeout=120_000)
+
+
+def page_speed(page, variant: str, singles: int, frames: int) -> tuple[float, float]:
+    """(median ms of a single-frame decode, ms/frame of one ``frames``-frame call)."""
+    use_variant(page, variant)
     page.evaluate("window.affinegan.frame(0.5)")  # warm-up
     ms = []
     for i in range(singles):
@@ -115,6 +118,8 @@ def main() -> None:
     ap.add_argument("--variants", default="fp16,int8")
     ap.add_argument("--singles", type=int, default=30)
     ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--photo", help="the photo to animate (default: a synthetic face)")
+    ap.add_argument("--screenshot", help="save the first run's page here, at intensity 1")
     a = ap.parse_args()
     variants = [v for v in a.variants.split(",") if v]
     rows = []
@@ -129,8 +134,9 @@ def main() -> None:
                 web_dir=out / "page",
             )
             size = json.loads((out / "onnx" / "model.json").read_text())["image_size"]
-            photo = out / "face.png"
-            Image.fromarray(render_face(5, "smile", 0.0, size)[0]).save(photo)
+            photo = Path(a.photo) if a.photo else out / "face.png"
+            if not a.photo:
+                Image.fromarray(render_face(5, "smile", 0.0, size)[0]).save(photo)
             with static_server(out / "page") as origin:
                 page, blocked, errors = offline_page(browser, origin)
                 open_with_photo(page, origin, photo)
@@ -142,6 +148,10 @@ def main() -> None:
                         f"| {single:.1f} | {batch:.1f} | {r.seconds:.1f} |"
                     )
                     print(rows[-1], flush=True)
+                if a.screenshot and name == a.names[0]:
+                    use_variant(page, "fp32")
+                    page.evaluate("window.affinegan.frame(1)")
+                    page.screenshot(path=a.screenshot, full_page=True)
                 page.close()
                 if blocked or errors:
                     raise SystemExit(f"outside requests {blocked}, page errors {errors}")
