@@ -149,11 +149,6 @@ def test_onnxruntime_backend_writes_what_the_pytorch_one_writes(runs, exported, 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="affinegan.config imports affinegan.data.images, which imports torch at its top "
-    "(since a297939); once that import is lazy this passes: remove this mark",
-)
 def test_onnxruntime_backend_runs_without_torch(runs, exported, face, tmp_path):
     _generate([*_args(runs, face), "--backend", "onnxruntime"], tmp_path, torch_free=True)
     assert len(list((tmp_path / "blend" / "test_latest" / "images").glob("*.png"))) == 21

@@ -20,6 +20,7 @@ from affinegan.data.check import check_dataset
 from affinegan.data.dataset import ClipDataset, scan_clips
 from affinegan.data.images import check_image, decode, load_input_image, open_image
 from affinegan.errors import AffineGANError
+from affinegan.onnx_runtime import load_face
 from affinegan.serve import Limits, read_photo
 
 RNG = np.random.default_rng(0)
@@ -269,8 +270,13 @@ def test_sixteen_bit_frame_reaches_every_command_as_its_8_bit_original(tmp_path:
     b = load_input_image(root / "train/img/sixteen/0001.png", 32)
     assert (a - b).abs().max() <= 2 / 255 + 1e-6
 
+    onnx_input = load_face(root / "train/img/sixteen/0001.png", 32)  # generate --backend onnx
+    assert np.abs(onnx_input[0] - a.numpy()).max() <= 2 / 255 + 1e-6
+
     photo, _ = read_photo(root / "train/img/sixteen/0001.png", Limits())
     assert np.array_equal(np.asarray(photo), _grey3(GREY))
+    with pytest.raises(AffineGANError, match="limit of 0.0001 megapixels"):  # generate's limit
+        load_input_image(root / "train/img/sixteen/0001.png", 32, max_pixels=100)
 
 
 def test_decode_names_the_upload_not_a_path() -> None:

@@ -13,7 +13,13 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from .config import GenerateConfig, ModelOptions
 from .data.dataset import scan_clips
-from .data.images import image_to_tensor, load_input_image, open_image, tensor_to_uint8
+from .data.images import (
+    image_to_tensor,
+    load_input_image,
+    megapixels,
+    open_image,
+    tensor_to_uint8,
+)
 from .errors import AffineGANError
 from .html import write_image_table
 from .networks import UNET_DEPTHS, Encoding, Generator, canonical_netg
@@ -92,13 +98,13 @@ def animate(G: Generator, x: torch.Tensor, alphas: list[float], chunk: int = 32)
     return decode_frames(G, G.encode(x[None]), alphas, chunk)
 
 
-def _load_face(path: Path, size: int, align: bool) -> torch.Tensor:
+def _load_face(path: Path, size: int, align: bool, max_pixels: int) -> torch.Tensor:
     """The generator's input: the photo resized, or first cropped around its face."""
     if not align:
-        return load_input_image(path, size)
+        return load_input_image(path, size, max_pixels)
     from .data.align import crop_to_face
 
-    return image_to_tensor(crop_to_face(open_image(path), size))
+    return image_to_tensor(crop_to_face(open_image(path, max_pixels), size))
 
 
 def _first_frames(root: Path, phase: str) -> list[tuple[str, Path]]:
@@ -120,7 +126,7 @@ def generate(cfg: GenerateConfig) -> Path:
     out_dir = Path(cfg.results_dir) / cfg.name / f"{cfg.phase}_{cfg.epoch}"
     rows = []
     for clip, path in tqdm(inputs, desc="generating", unit="face", leave=False):
-        x = _load_face(path, model.size, cfg.align).to(device)
+        x = _load_face(path, model.size, cfg.align, megapixels(cfg.max_megapixels)).to(device)
         frames = animate(G, x, alphas, cfg.chunk)
         face = tensor_to_uint8(x.cpu())
         rows.append((clip, write_face(out_dir, clip, face, frames, alphas, formats, cfg.fps)))

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from .config import GenerateConfig
+from .config import DEFAULT_MAX_MEGAPIXELS, GenerateConfig
+from .data.images import load_rgb, megapixels
 from .errors import AffineGANError
 from .html import write_image_table
 from .results import input_photos, resolve_alphas, write_face
@@ -72,14 +72,12 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
-def load_face(path: Path, size: int) -> np.ndarray:
-    """The generator's input (1,3,S,S) float32 in [-1, 1]: RGB, bicubic ``size x size``, as
-    ``affinegan.data.images.load_input_image`` makes it, without torch."""
-    try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB").resize((size, size), Image.BICUBIC)
-    except (OSError, SyntaxError, ValueError) as err:
-        raise AffineGANError(f"{path}: cannot read image ({err})") from None
+def load_face(
+    path: Path, size: int, max_pixels: int = megapixels(DEFAULT_MAX_MEGAPIXELS)
+) -> np.ndarray:
+    """The generator's input (1,3,S,S) float32 in [-1, 1]: RGB, bicubic ``size x size``, by
+    the loader of every command (``affinegan.data.images``, which needs no torch)."""
+    rgb = load_rgb(path, size, max_pixels)
     return (np.asarray(rgb).astype(np.float32) / 255 * 2 - 1).transpose(2, 0, 1)[None]
 
 
@@ -174,7 +172,7 @@ def generate_onnx(
     out_dir = Path(cfg.results_dir) / cfg.name / f"{cfg.phase}_{cfg.epoch}"
     rows = []
     for clip, path in inputs:
-        x = load_face(path, size)
+        x = load_face(path, size, megapixels(cfg.max_megapixels))
         frames = gen.animate(x, alphas, cfg.chunk)
         rows.append(
             (

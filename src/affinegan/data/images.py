@@ -17,13 +17,16 @@ import logging
 import re
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageCms, ImageOps
 
 from affinegan.config import DEFAULT_MAX_MEGAPIXELS
 from affinegan.errors import AffineGANError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: decoding needs no torch
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -188,9 +191,11 @@ def _resize(img: Image.Image, size: int | None) -> Image.Image:
     return img if size is None else img.resize((size, size), Image.BICUBIC)
 
 
-def load_rgb(path: Path, size: int | None = None) -> Image.Image:
+def load_rgb(
+    path: Path, size: int | None = None, max_pixels: int = megapixels(DEFAULT_MAX_MEGAPIXELS)
+) -> Image.Image:
     """Frame as RGB (grey replicated), resized to ``size x size`` bicubic, aspect ignored."""
-    return _resize(open_image(path).convert("RGB"), size)
+    return _resize(open_image(path, max_pixels).convert("RGB"), size)
 
 
 def load_mask(
@@ -202,6 +207,8 @@ def load_mask(
 
 def uint8_to_unit(arr: np.ndarray) -> torch.Tensor:
     """uint8 pixels of any layout -> float32 tensor of the same shape in [-1, 1]."""
+    import torch
+
     if arr.dtype != np.uint8:
         raise ValueError(f"expected uint8 pixels, got {arr.dtype}")
     return torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255).mul_(2).sub_(1)
@@ -216,7 +223,7 @@ def tensor_to_uint8(t: torch.Tensor) -> np.ndarray:
     """``(3,H,W)`` or ``(N,3,H,W)`` in [-1, 1] -> uint8 HWC / NHWC, rounded to nearest."""
     if t.ndim not in (3, 4) or t.shape[-3] != 3:
         raise ValueError(f"expected (3,H,W) or (N,3,H,W), got {tuple(t.shape)}")
-    x = (t.detach().to("cpu", torch.float32).numpy() + 1) / 2 * 255
+    x = (t.detach().cpu().float().numpy() + 1) / 2 * 255
     return (
         np.rint(np.clip(x, 0, 255))
         .astype(np.uint8)
@@ -224,6 +231,8 @@ def tensor_to_uint8(t: torch.Tensor) -> np.ndarray:
     )
 
 
-def load_input_image(path: Path, size: int) -> torch.Tensor:
+def load_input_image(
+    path: Path, size: int, max_pixels: int = megapixels(DEFAULT_MAX_MEGAPIXELS)
+) -> torch.Tensor:
     """What generation feeds the generator: RGB, bicubic ``size x size``, ``(3,S,S)`` in [-1, 1]."""
-    return image_to_tensor(load_rgb(path, size))
+    return image_to_tensor(load_rgb(path, size, max_pixels))
