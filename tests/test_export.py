@@ -2,7 +2,6 @@
 driven in headless Chromium with every outside request blocked."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -182,8 +181,6 @@ def test_page_animates_a_photo_offline_and_matches_python(runs, exported, face, 
             gif = tmp_path / "page.gif"
             download.value.save_as(gif)
             assert Image.open(gif).n_frames == 20
-            if os.environ.get("AFFINEGAN_SCREENSHOT"):  # the README's picture
-                page.screenshot(path=os.environ["AFFINEGAN_SCREENSHOT"])
             assert blocked == [] and errors == []
         finally:
             browser.close()
