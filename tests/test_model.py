@@ -228,9 +228,14 @@ def test_fused_adam_is_the_originals_update():
 
 
 def test_region_l1_by_hand():
-    """The region is where a target differs from the input by more than the threshold, grown by
-    one pixel; the loss is the mean error over its pixels alone."""
+    """The region is where a target leaves the input's range within a pixel by more than the
+    threshold, grown by one pixel; the loss is the mean error over its pixels alone."""
     cond = torch.zeros(1, 3, 8, 8)
+    edge = cond.clone()
+    edge[:, :, :, 4:] = 1.0
+    moved = edge.clone()
+    moved[..., 1:] = edge[..., :-1]  # a contour shifted by one pixel is no expression
+    assert expression_region(moved, edge, 20.0).sum() == 0
     real = cond.clone()
     real[:, :, 3:5, 3:5] = 0.5  # 64 grey levels: inside the region
     real[:, 0, 0, 7] = 0.1  # 13 levels: below the 20-level threshold

@@ -142,10 +142,15 @@ def order_hinge(alpha: torch.Tensor, index: torch.Tensor, margin: float) -> torc
 
 
 def expression_region(real: torch.Tensor, cond: torch.Tensor, threshold: float) -> torch.Tensor:
-    """(M, 1, H, W) float mask of the pixels where a target differs from its input by more than
-    ``threshold`` grey levels in some channel, grown by one pixel: where the expression is."""
-    diff = (real - cond).abs().amax(1, keepdim=True) > threshold * 2.0 / 255.0
-    return F.max_pool2d(diff.to(real.dtype), 3, 1, 1)
+    """(M, 1, H, W) float mask of where the expression is: the pixels where a target leaves the
+    range of its input's values within one pixel by more than ``threshold`` grey levels in some
+    channel, grown by one pixel. A head that moved by up to a pixel only shifts contours, which
+    stays inside that range, so the loss is not spent on motion no model can predict (the same
+    rule as ``metrics.expression_region``)."""
+    hi = F.max_pool2d(cond, 3, 1, 1)
+    lo = -F.max_pool2d(-cond, 3, 1, 1)
+    change = (torch.relu(lo - real) + torch.relu(real - hi)).amax(1, keepdim=True)
+    return F.max_pool2d((change > threshold * 2.0 / 255.0).to(real.dtype), 3, 1, 1)
 
 
 def region_l1(fake: torch.Tensor, real: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
