@@ -289,6 +289,7 @@ MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I",
 FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # damaged files
 @settings(max_examples=200, deadline=None, database=None, derandomize=True)
 @given(
     mode=st.sampled_from(MODES),

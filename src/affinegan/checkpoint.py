@@ -164,8 +164,7 @@ def load_state(run_dir: Path) -> dict[str, Any] | None:
         )
     if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
         raise AffineGANError(
-            f"{path}: not a training state (found {type(state).__name__} without a config); "
-            f"{fix}"
+            f"{path}: not a training state (found {type(state).__name__} without a config); {fix}"
         )
     missing = [k for k in STATE_KEYS if k not in state]
     if missing:
