@@ -1,5 +1,5 @@
 """``python -m affinegan``: the same as the ``affinegan`` command."""
 
-from .cli import main
+from .console import main
 
 raise SystemExit(main())
