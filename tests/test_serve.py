@@ -175,7 +175,7 @@ def test_api_returns_the_frames_asked_for_and_reuses_the_encoding(server, face, 
 
 
 @pytest.mark.slow
-def test_api_rejects_non_images_and_oversized_images(server, tmp_path):
+def test_api_rejects_non_images_and_oversized_images(server, tmp_path, capfd):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
@@ -196,6 +196,7 @@ def test_api_rejects_non_images_and_oversized_images(server, tmp_path):
     for path, error, match in cases:
         with pytest.raises(error, match=match):
             client.predict(photo=handle_file(path), model="tiny_smile", api_name="/animate")
+    assert "Traceback" not in capfd.readouterr().err  # the console gets one line per rejection
 
 
 def _browser(playwright):
