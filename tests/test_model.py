@@ -263,3 +263,16 @@ def test_presets_fill_only_what_the_user_did_not_set():
     )
     with pytest.raises(AffineGANError, match="--preset 'vivid'"):
         apply_preset(TrainConfig(preset="vivid"))
+
+
+def test_lambda_position_pulls_alpha_towards_the_targets_place_in_the_clip():
+    """The position loss is the mean |alpha - position|, and only the encoders receive it."""
+    torch.manual_seed(0)
+    cfg = tiny_config(lambda_position=7.0)
+    nets = build_nets(cfg)
+    batch = random_batch()
+    batch["B_position"] = torch.tensor([[0.25, 0.5, 1.0]])
+    alpha = encode_batch(nets.G, batch["A"], batch["B"]).alpha
+    losses = train_step(nets, build_optimizers(nets, cfg), batch, cfg)
+    expected = (alpha - batch["B_position"]).abs().mean() * 7.0
+    torch.testing.assert_close(losses["G_position"], expected.detach())

@@ -139,18 +139,28 @@ class TrainConfig(ModelOptions):
         min=0,
     )
     order_margin: float = _opt(0.02, "margin of the --lambda_order hinge", min=0)
+    lambda_position: float = _opt(
+        0.0,
+        "weight of an L1 loss pulling each target's inferred alpha towards its relative position "
+        "in its clip, 0 at the neutral start to 1 at the end (not in the original; 0 = off)",
+        min=0,
+    )
     lambda_region: float = _opt(
         0.0,
         "weight of an L1 loss inside the expression region, the pixels where a target differs "
         "from the input by more than --region_threshold (not in the original; 0 = off)",
+        min=0,
     )
     region_threshold: float = _opt(
-        20.0, "grey levels (0-255) a target pixel must differ from the input to be in the region"
+        20.0,
+        "grey levels (0-255) a target pixel must differ from the input to be in the region",
+        min=0,
     )
     ema: float = _opt(
         0.0,
         "decay of an exponential moving average of G's weights, which samples, generation, "
         "evaluation and serving then use (not in the original; 0 = off), e.g. 0.999",
+        min=0,
     )
     preset: str = _opt(
         "",

@@ -371,6 +371,11 @@ def train_step(
         g_order = order_hinge(a32, batch["B_index"], cfg.order_margin)
         losses["G_order"] = (g_order * cfg.lambda_order).detach()
         loss_alpha = loss_alpha + g_order * cfg.lambda_order
+    if cfg.lambda_position > 0:
+        a32 = enc.alpha.to(torch.promote_types(enc.alpha.dtype, torch.float32))
+        g_position = F.l1_loss(a32, batch["B_position"].to(a32.dtype)) * cfg.lambda_position
+        losses["G_position"] = g_position.detach()
+        loss_alpha = loss_alpha + g_position
     if joint:
         g_rec = F.l1_loss(rec.to(real.dtype), real) * cfg.lambda_rec
         so.scale(loss_fake + g_rec + loss_alpha).backward()

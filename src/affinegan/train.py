@@ -47,6 +47,8 @@ def _check_config(cfg: TrainConfig) -> None:
         )
     if cfg.blend and cfg.input_nc != cfg.output_nc:
         raise AffineGANError("--blend needs --input_nc equal to --output_nc")
+    if not 0 <= cfg.ema < 1:
+        raise AffineGANError(f"--ema {cfg.ema}: expected a decay in [0, 1), e.g. 0.999")
     if cfg.warp and not cfg.blend:
         raise AffineGANError("--warp needs --blend: the mask chooses warped or drawn pixels")
     if cfg.fineSize > cfg.loadSize:

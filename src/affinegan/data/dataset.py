@@ -253,6 +253,8 @@ class ClipDataset(torch.utils.data.Dataset):
             "A": images[0],
             "B": images[1:],
             "B_index": torch.from_numpy(targets),  # frame numbers of the targets
+            # where each target sits between the neutral start (0) and the clip's end (1)
+            "B_position": torch.from_numpy(targets / (len(clip.frames) - 1)).float(),
             "clip": clip.name,
         }
         if self.use_patch:
