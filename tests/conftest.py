@@ -1,8 +1,14 @@
-"""Shared fixtures."""
+"""Shared fixtures, and one setting for the whole test session."""
 
+import os
 from pathlib import Path
 
 import pytest
+
+# One intra-op thread unless the caller chose (before torch is imported, so subprocesses inherit
+# it too): the tests' tiny models gain nothing from a second thread, and on a busy machine
+# spinning OpenMP threads made single tests 4-50x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")
