@@ -32,14 +32,16 @@ from affinegan.onnx_runtime import OnnxGenerator, load_face  # noqa: E402
 from affinegan.train import train  # noqa: E402
 
 NODE_MODULES = REPO / "web" / "node_modules"
+WARP = {"blend": True, "warp": True}
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """Two one-step unet_64 runs, plain and --blend: weights that are not an init pattern."""
+    """One-step unet_64 runs, plain, --blend and --blend --warp (grid_sample): weights that are
+    not an init pattern."""
     root = tmp_path_factory.mktemp("export")
     data = render_dataset(root / "data", "smile", clips=2, test_clips=1, size=64, max_frames=8)
-    for name, blend in (("plain", False), ("blend", True)):
+    for name, opts in (("plain", {}), ("blend", {"blend": True}), ("warp", WARP)):
         cfg = tiny_config(
             dataroot=str(data),
             name=name,
@@ -47,7 +49,7 @@ def runs(tmp_path_factory) -> Path:
             train_imagenum=2,
             max_steps=1,
             display_freq=1000,
-            blend=blend,
+            **opts,
         )
         train(cfg)
     return root
@@ -63,7 +65,7 @@ def face(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def exported(runs) -> dict[str, Path]:
     out = {}
-    for name in ("plain", "blend"):
+    for name in ("plain", "blend", "warp"):
         run = runs / "checkpoints" / name
         report = export(run, run / "onnx")
         assert max(report.max_diff.values()) <= TOLERANCE
@@ -71,7 +73,7 @@ def exported(runs) -> dict[str, Path]:
     return out
 
 
-@pytest.mark.parametrize("name", ["plain", "blend"])
+@pytest.mark.parametrize("name", ["plain", "blend", "warp"])
 def test_onnxruntime_frames_equal_pytorch(runs, exported, face, name):
     model = load_generator(runs / "checkpoints" / name)
     set_mode(model.G, dropout=False)
@@ -86,7 +88,7 @@ def test_onnxruntime_frames_equal_pytorch(runs, exported, face, name):
     manifest = json.loads((exported[name] / "model.json").read_text())
     assert manifest["image_size"] == 64 and manifest["expressions"] == [name]
     assert manifest["decode"]["inputs"][0] == "alpha"
-    assert ("image" in manifest["encode"]["outputs"]) == (name == "blend")
+    assert ("image" in manifest["encode"]["outputs"]) == (name != "plain")
 
 
 def test_variants_state_psnr_and_size(runs, face, tmp_path):
@@ -160,8 +162,8 @@ def test_page_animates_a_photo_offline_and_matches_python(runs, exported, face, 
     if not all((NODE_MODULES / f).is_file() for f in NPM_FILES):
         pytest.skip("onnxruntime-web not installed: npm ci --prefix web (needs Node)")
     root = tmp_path / "page"
-    export(runs / "checkpoints" / "blend", tmp_path / "onnx", web_dir=root)
-    gen = OnnxGenerator.load(exported["blend"])
+    export(runs / "checkpoints" / "warp", tmp_path / "onnx", web_dir=root)  # grid_sample too
+    gen = OnnxGenerator.load(exported["warp"])
     expected = gen.animate(load_face(face, 64), [0.7])[0].astype(int)
     with sync_api.sync_playwright() as pw, static_server(root) as origin:
         try:
