@@ -51,7 +51,11 @@ def generate_main(argv: list[str] | None = None, prog: str = "affinegan generate
             help="onnxruntime: the graphs `affinegan export` wrote (--onnx_dir, default "
             "<checkpoints_dir>/<name>/onnx), without PyTorch (default: pytorch)",
         )
-        p.add_argument("--onnx_dir", default=argparse.SUPPRESS if p is parser else None)
+        p.add_argument(
+            "--onnx_dir",
+            default=argparse.SUPPRESS if p is parser else None,
+            help="folder of model.json and the graphs, for --backend onnxruntime",
+        )
     known, rest = backend.parse_known_args(argv)
     cfg = from_args(GenerateConfig, parser, rest)
     if known.backend == "onnxruntime":  # imports no torch
