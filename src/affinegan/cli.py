@@ -209,12 +209,16 @@ def export_main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="experiment_name", help="run name under --checkpoints_dir")
     p.add_argument("--checkpoints_dir", default="./checkpoints", help="where runs are saved")
     p.add_argument("--epoch", default="latest", help="which weights: latest or an epoch number")
-    p.add_argument("--out", default="", help=f"folder (default <run>/{EXPORT_DIR})")
-    p.add_argument("--face", default=None, help="photo to check the graphs on (default synthetic)")
+    p.add_argument("--out", default="", help=f"output folder; empty: <run>/{EXPORT_DIR}")
+    p.add_argument(
+        "--face",
+        default=None,
+        help="photo to check the graphs on; none: the run's first test face, else a synthetic one",
+    )
     p.add_argument(
         "--variants", default="", help=f"also write any of {','.join(VARIANTS)} (comma-separated)"
     )
-    p.add_argument("--expressions", default="", help="expression names (default the run name)")
+    p.add_argument("--expressions", default="", help="expression names; empty: the run name")
     p.add_argument("--web", default=None, help="also write the static web page to this folder")
     p.add_argument("--node_modules", default=None, help="where onnxruntime-web and gifenc are")
     p.add_argument("--verbose", action="store_true", help="more log output")
