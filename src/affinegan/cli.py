@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import GenerateConfig, TrainConfig, build_parser, from_args
+from .config import GenerateConfig, TrainConfig, apply_preset, build_parser, from_args
 from .errors import AffineGANError
 from .runtime import keep_freed_memory  # torch-free: generate --backend onnxruntime
 
@@ -122,6 +122,11 @@ def demo_main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gpu_ids", default="-1")
+    p.add_argument(
+        "--preset",
+        default="expressive",
+        help="training recipe (docs/results.md); --preset '' trains the paper's method",
+    )
     a = p.parse_args(argv)
     out = Path(a.out)
     data = render_dataset(out / "data", a.expression, a.clips, 3, a.size, a.seed)
@@ -150,8 +155,9 @@ def demo_main(argv: list[str] | None = None) -> int:
         save_latest_freq=500,
         save_epoch_freq=10**9,
         seed=a.seed,
+        preset=a.preset,
     )
-    train(cfg)
+    train(apply_preset(cfg))
     log.info("trained %d steps in %.0f s", a.steps, time.perf_counter() - t0)
     gen = GenerateConfig(
         dataroot=str(data),
