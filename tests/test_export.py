@@ -91,7 +91,7 @@ def test_onnxruntime_frames_equal_pytorch(runs, exported, face, name):
     assert ("image" in manifest["encode"]["outputs"]) == (name != "plain")
 
 
-def test_variants_state_psnr_and_size(runs, face, tmp_path):
+def test_variants_state_psnr_and_size(runs, exported, face, tmp_path):
     report = export(
         runs / "checkpoints" / "plain", tmp_path / "v", face=face, variants=["fp16", "int8"]
     )
@@ -101,8 +101,10 @@ def test_variants_state_psnr_and_size(runs, face, tmp_path):
     assert gen.animate(load_face(face, 64), [0.5]).shape == (1, 64, 64, 3)
     with pytest.raises(AffineGANError, match="unknown variant 'bf16'"):
         export(runs / "checkpoints" / "plain", tmp_path / "w", variants=["bf16"])
+    with pytest.raises(AffineGANError, match="2 names, but this generator has one expression"):
+        export(runs / "checkpoints" / "plain", tmp_path / "w", expressions=["smile", "anger"])
     with pytest.raises(AffineGANError, match="no fp16 graphs"):
-        OnnxGenerator.load(runs / "checkpoints" / "plain" / "onnx", "fp16")
+        OnnxGenerator.load(exported["plain"], "fp16")
 
 
 def test_web_export_says_how_to_get_onnxruntime_web(runs, tmp_path):

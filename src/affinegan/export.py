@@ -318,6 +318,10 @@ def export(
     for v in variants:
         if v not in VARIANTS:
             raise AffineGANError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+    if expressions is not None and len(expressions) != 1:
+        raise AffineGANError(
+            f"--expressions: {len(expressions)} names, but this generator has one expression"
+        )
     if web_dir is not None:
         node_modules = _check_npm_files(node_modules)
     model = load_generator(run_dir, epoch)
