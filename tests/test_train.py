@@ -95,6 +95,23 @@ def test_resume_is_exact_with_the_expressive_preset(data, tmp_path):
     assert all(torch.equal(used[k], ema[0][k]) for k in used)  # generation uses the average
     raw = load_generator(straight, size=64, ema=False).G.state_dict()
     assert all(torch.equal(raw[k], g[k]) for k in raw)
+    config = json.loads((straight / "train_opt.json").read_text())
+    (straight / "train_opt.json").write_text(json.dumps({**config, "ema": 0.0}))
+    stale = load_generator(straight, size=64).G.state_dict()  # a later run without --ema
+    assert all(torch.equal(stale[k], g[k]) for k in stale)
+
+
+def test_resuming_from_weight_files_keeps_the_average(data, tmp_path):
+    """Without a state file (original-style resume) the saved average goes on, not restarts."""
+    kw = dict(preset="expressive", ema=0.9)
+    run = train(apply_preset(tiny(data, tmp_path, max_steps=2, **kw), {"ema"}))
+    before = ckpt.load_weights(run / "latest_net_G_ema.pth")
+    (run / ckpt.STATE_FILE).unlink()
+    train(apply_preset(tiny(data, tmp_path, max_steps=1, continue_train=True, **kw), {"ema"}))
+    after = ckpt.load_weights(run / "latest_net_G_ema.pth")
+    g = ckpt.load_weights(run / "latest_net_G.pth")
+    for k in after:  # one more step of the average: 0.9 of the saved one, 0.1 of the new G
+        torch.testing.assert_close(after[k], 0.9 * before[k] + 0.1 * g[k])
 
 
 def test_resume_exact_with_a_ragged_last_batch(data, tmp_path):

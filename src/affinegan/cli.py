@@ -128,6 +128,7 @@ def demo_main(argv: list[str] | None = None) -> int:
         help="training recipe (docs/results.md); --preset '' trains the paper's method",
     )
     a = p.parse_args(argv)
+    apply_preset(TrainConfig(preset=a.preset))  # an unknown preset fails before any work
     out = Path(a.out)
     data = render_dataset(out / "data", a.expression, a.clips, 3, a.size, a.seed)
     netg = {64: "unet_64", 128: "unet_128", 256: "unet_256"}.get(a.size)

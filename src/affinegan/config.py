@@ -7,9 +7,9 @@ fills a frozen-in-spirit dataclass once, which round-trips to JSON and travels i
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import math
-import sys
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -147,13 +147,15 @@ class TrainConfig(ModelOptions):
     )
     lambda_region: float = _opt(
         0.0,
-        "weight of an L1 loss inside the expression region, the pixels where a target differs "
-        "from the input by more than --region_threshold (not in the original; 0 = off)",
+        "weight of an L1 loss over the expression region only: the pixels where a target leaves "
+        "the range of the input's values nearby (a moved head does not) by more than "
+        "--region_threshold (not in the original; 0 = off)",
         min=0,
     )
     region_threshold: float = _opt(
         20.0,
-        "grey levels (0-255) a target pixel must differ from the input to be in the region",
+        "grey levels (0-255) a target pixel must leave the input's nearby values by to be in "
+        "the region",
         min=0,
     )
     ema: float = _opt(
@@ -224,9 +226,13 @@ def apply_preset(cfg: TrainConfig, explicit: Collection[str] = ()) -> TrainConfi
     return replace(cfg, **values)
 
 
-def explicit_flags(argv: Sequence[str]) -> set[str]:
-    """Option names given on a command line (``--ngf 8``, ``--ngf=8``)."""
-    return {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
+def explicit_flags(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> set[str]:
+    """The options a command line set, as ``parser`` reads it (abbreviations included): the
+    keys of a parse in which no option has a default."""
+    quiet = copy.deepcopy(parser)
+    for action in quiet._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(quiet.parse_args(argv)))
 
 
 @dataclass
@@ -305,7 +311,7 @@ def from_args(cls: type, parser: argparse.ArgumentParser, argv: list[str] | None
             del ns[name]
     cfg = cls(**ns)
     if isinstance(cfg, TrainConfig):
-        cfg = apply_preset(cfg, explicit_flags(sys.argv[1:] if argv is None else argv))
+        cfg = apply_preset(cfg, explicit_flags(parser, argv))
     if cfg.suffix:
         try:
             cfg.name = f"{cfg.name}_{cfg.suffix.format(**asdict(cfg))}"

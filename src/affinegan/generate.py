@@ -46,15 +46,16 @@ def load_generator(
     """Rebuild G from a run folder: the saved config if any, else the weights' own shapes.
 
     Works for runs of this project and for the original code's ``<epoch>_net_G.pth``. A run
-    trained with ``--ema`` also saved ``<epoch>_net_G_ema.pth``, the averaged weights, which
-    are used unless ``ema=False``.
+    trained with ``--ema`` (its saved config says so) also saved ``<epoch>_net_G_ema.pth``, the
+    averaged weights, which are used unless ``ema=False``; a file left by an earlier run in the
+    same folder is not.
     """
     run_dir = Path(run_dir)
+    saved = ckpt.read_config(run_dir) or {}
     path = ckpt.weight_path(run_dir, epoch, "G")
-    if ema and ckpt.weight_path(run_dir, epoch, "G_ema").is_file():
+    if ema and saved.get("ema", 0) > 0 and ckpt.weight_path(run_dir, epoch, "G_ema").is_file():
         path = ckpt.weight_path(run_dir, epoch, "G_ema")
     sd = ckpt.load_weights(path)
-    saved = ckpt.read_config(run_dir) or {}
     kwargs = ModelOptions(**{k: saved[k] for k in ModelOptions.__dataclass_fields__ if k in saved})
     kwargs = kwargs.generator_kwargs()
     kwargs.update(ckpt.infer_generator_options(sd))  # the weights are the truth for shapes

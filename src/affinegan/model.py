@@ -22,6 +22,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .config import ModelOptions, TrainConfig
+from .metrics import region_margin
 from .networks import (
     AlphaDiscriminator,
     Encoding,
@@ -143,14 +144,15 @@ def order_hinge(alpha: torch.Tensor, index: torch.Tensor, margin: float) -> torc
 
 def expression_region(real: torch.Tensor, cond: torch.Tensor, threshold: float) -> torch.Tensor:
     """(M, 1, H, W) float mask of where the expression is: the pixels where a target leaves the
-    range of its input's values within one pixel by more than ``threshold`` grey levels in some
-    channel, grown by one pixel. A head that moved by up to a pixel only shifts contours, which
-    stays inside that range, so the loss is not spent on motion no model can predict (the same
-    rule as ``metrics.expression_region``)."""
-    hi = F.max_pool2d(cond, 3, 1, 1)
-    lo = -F.max_pool2d(-cond, 3, 1, 1)
+    range of its input's values within m pixels by more than ``threshold`` grey levels in some
+    channel, grown by m pixels (m = ``metrics.region_margin``: 1 at 64 px). A head that moved by
+    up to m pixels only shifts contours, which stays inside that range, so the loss is not spent
+    on motion no model can predict (the rule of ``metrics.expression_region``)."""
+    m = region_margin(real.shape[-1])
+    hi = F.max_pool2d(cond, 2 * m + 1, 1, m)
+    lo = -F.max_pool2d(-cond, 2 * m + 1, 1, m)
     change = (torch.relu(lo - real) + torch.relu(real - hi)).amax(1, keepdim=True)
-    return F.max_pool2d((change > threshold * 2.0 / 255.0).to(real.dtype), 3, 1, 1)
+    return F.max_pool2d((change > threshold * 2.0 / 255.0).to(real.dtype), 2 * m + 1, 1, m)
 
 
 def region_l1(fake: torch.Tensor, real: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
@@ -366,13 +368,12 @@ def train_step(
         pred_alpha = nets.D_alpha(enc.alpha)
     g_alpha = gan_loss(pred_alpha, True, lsgan) * cfg.lambda_A
     loss_alpha = g_alpha / k
+    a32 = enc.alpha.to(torch.promote_types(enc.alpha.dtype, torch.float32))
     if cfg.lambda_order > 0:
-        a32 = enc.alpha.to(torch.promote_types(enc.alpha.dtype, torch.float32))
         g_order = order_hinge(a32, batch["B_index"], cfg.order_margin)
         losses["G_order"] = (g_order * cfg.lambda_order).detach()
         loss_alpha = loss_alpha + g_order * cfg.lambda_order
     if cfg.lambda_position > 0:
-        a32 = enc.alpha.to(torch.promote_types(enc.alpha.dtype, torch.float32))
         g_position = F.l1_loss(a32, batch["B_position"].to(a32.dtype)) * cfg.lambda_position
         losses["G_position"] = g_position.detach()
         loss_alpha = loss_alpha + g_position

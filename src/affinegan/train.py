@@ -77,7 +77,7 @@ def _load(net: torch.nn.Module, state_dict: dict, source: Path | str) -> None:
         first = str(err).strip().splitlines()[0]
         raise AffineGANError(
             f"{source}: weights do not fit this model ({first}); pass the --netG/--ngf/--ndf/"
-            "--train_imagenum it was trained with"
+            "--train_imagenum/--blend/--warp/--preset it was trained with"
         ) from None
 
 
@@ -94,8 +94,11 @@ def _restore(
             opt.load_state_dict(state["optimizers"][name])
         if so.scaler is not None and state.get("scaler"):
             so.scaler.load_state_dict(state["scaler"])
-        if nets.G_ema is not None and state.get("ema"):
-            nets.G_ema.load_state_dict(state["ema"])
+        if nets.G_ema is not None:
+            if state.get("ema"):
+                _load(nets.G_ema, state["ema"], source)
+            else:
+                log.warning("note: %s holds no --ema average; it starts from G now", source)
         if not ckpt.restore_rng(state, world.rank):
             log.warning(
                 "note: the run was saved with fewer processes; rank %d reseeded", world.rank
@@ -111,6 +114,10 @@ def _restore(
             _load(net, ckpt.load_weights(path), path)
         else:
             log.warning("note: %s not found; %s starts from scratch", path, name)
+    ema_path = ckpt.weight_path(cfg.run_dir, cfg.epoch, "G_ema")
+    if nets.G_ema is not None and ema_path.is_file():
+        _load(nets.G_ema.module, ckpt.load_weights(ema_path), ema_path)
+        nets.G_ema.n_averaged.fill_(1)  # go on averaging from the saved average
     log.info(
         "loaded %s weights from %s; optimisers start fresh at epoch %d",
         cfg.epoch,
@@ -322,7 +329,10 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
         nonlocal saved_at
         rng = dist.gather_objects(world, ckpt.rng_state())
         if world.main:
-            weights = nets.items() + ([("G_ema", nets.G_eval)] if nets.G_ema is not None else [])
+            # the average first: a reader that dates the weights by G's file never pairs a new
+            # G with an old average
+            ema = [("G_ema", nets.G_ema.module)] if nets.G_ema is not None else []
+            weights = ema + nets.items()
             ckpt.save_weights(run_dir, "latest", weights)
             if label is not None:
                 ckpt.save_weights(run_dir, label, weights)
