@@ -5,7 +5,9 @@ Layout of a run folder ``<checkpoints_dir>/<name>/``:
   original's key layout (``label`` is ``latest`` or an epoch number), readable by either code;
 - ``latest_train_state.pt``: networks, optimisers, progress, RNG state and the full config in
   one file, so a resume never mixes weights and optimiser state from different steps;
-- ``train_opt.json``: the resolved config, so generation needs no model flags.
+- ``train_opt.json``: the resolved config, so generation needs no model flags;
+- with ``--ema``, ``<label>_net_G_ema.pth``: the moving average of G's weights, which generation
+  uses (the training state holds the average with its step count, under ``ema``).
 Every file is written to a temporary name and renamed, so an interruption never leaves a
 half-written checkpoint under a real name.
 """
