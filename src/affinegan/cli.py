@@ -115,7 +115,12 @@ def demo_main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--out", default="demo_out", help="folder for data, model and results")
-    p.add_argument("--expression", default="smile")
+    p.add_argument(
+        "--expression",
+        default="surprise",
+        help="smile | surprise | anger | blink (surprise is the one a 64 px model draws "
+        "visibly within the demo's minutes; docs/results.md)",
+    )
     p.add_argument("--steps", type=int, default=1500, help="training steps")
     p.add_argument("--size", type=int, default=64, help="64 (unet_64) or 128 (unet_128)")
     p.add_argument("--ngf", type=int, default=16)
