@@ -326,3 +326,19 @@ def test_ctrl_c_saves_and_resumes(data, tmp_path):
     state = ckpt.load_state(tmp_path / "int")
     assert state["progress"]["total_steps"] >= 1
     assert (tmp_path / "int" / "latest_net_G.pth").is_file()
+
+
+@pytest.mark.slow
+def test_demo_trains_the_preset_and_writes_videos(tmp_path):
+    """`affinegan demo` end to end at a toy size: the expressive preset, its average, the GIFs."""
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--steps", "20", "--clips", "2", "--ngf", "4"]
+    assert main(argv) == 0
+    run = out / "checkpoints" / "demo_surprise"
+    config = json.loads((run / "train_opt.json").read_text())
+    assert config["preset"] == "expressive" and config["blend"] and config["lambda_region"] > 0
+    assert 0 < config["ema"] < 1 and (run / "latest_net_G_ema.pth").is_file()
+    gifs = sorted((out / "results" / "demo_surprise" / "test_latest").glob("*.gif"))
+    assert len(gifs) == 3 and all(len(read_frames(g)) == 20 for g in gifs)
+    assert main(["demo", "--out", str(tmp_path / "x"), "--preset", "vivid"]) == 2
+    assert not (tmp_path / "x").exists()  # refused before rendering anything
