@@ -2,10 +2,7 @@
 
 import sys
 
-from affinegan.runtime import wait_passively
+from affinegan.cli import generate_main, run
 
 if __name__ == "__main__":
-    wait_passively()  # before torch loads
-    from affinegan.cli import generate_main, run
-
     raise SystemExit(run(lambda argv: generate_main(argv, prog="generate.py"), sys.argv[1:]))

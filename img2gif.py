@@ -1,7 +1,4 @@
-from affinegan.runtime import wait_passively
+from affinegan.img2gif import main
 
 if __name__ == "__main__":
-    wait_passively()  # before torch loads
-    from affinegan.img2gif import main
-
     raise SystemExit(main())

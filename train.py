@@ -2,10 +2,7 @@
 
 import sys
 
-from affinegan.runtime import wait_passively
+from affinegan.cli import run, train_main
 
 if __name__ == "__main__":
-    wait_passively()  # before torch loads
-    from affinegan.cli import run, train_main
-
     raise SystemExit(run(lambda argv: train_main(argv, prog="train.py"), sys.argv[1:]))

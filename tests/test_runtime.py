@@ -1,6 +1,5 @@
 """Process set-up shared by training and inference (``affinegan.runtime``)."""
 
-import os
 import subprocess
 import sys
 
@@ -58,21 +57,3 @@ def test_importing_runtime_needs_no_torch():
         "keep_freed_memory()\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def test_commands_let_openmp_threads_wait_passively(monkeypatch):
-    """A spinning OpenMP thread starves the working one on a busy machine; a user's choice wins."""
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    runtime.wait_passively()
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    runtime.wait_passively()
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
-
-
-def test_the_command_entry_sets_the_policy_before_torch_loads():
-    code = (
-        "import sys, affinegan.console, affinegan.runtime; "
-        "assert 'torch' not in sys.modules, 'torch loaded before the wait policy was set'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,5 +1,5 @@
 """``python -m affinegan``: the same as the ``affinegan`` command."""
 
-from .console import main
+from .cli import main
 
 raise SystemExit(main())

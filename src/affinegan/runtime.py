@@ -19,7 +19,6 @@ Importing this module imports no torch (each helper does, when called), so a tor
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,17 +42,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def wait_passively() -> None:
-    """OpenMP threads sleep instead of spinning while they wait, unless the user chose.
-
-    By default each of torch's CPU threads busy-waits between parallel regions. When another
-    process wants the cores too, a spinning thread holds the core the working one needs, and a
-    training step ran 7x slower here (docs/performance.md). OpenMP reads the setting once, when
-    torch loads, so commands call this first (``console.main``); library code never does.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def resolve_device(gpu_ids: str) -> torch.device:
