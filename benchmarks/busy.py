@@ -7,9 +7,9 @@ Each cell runs ``model.train_step`` of the demo's configuration (unet_64, ngf 16
 the expressive preset) in a fresh process whose ``OMP_WAIT_POLICY`` and torch thread count are
 set before torch loads, and reports wall and CPU milliseconds per step (median of three blocks,
 after warm-up). "busy" starts ``--hogs`` CPU-bound processes (a Python loop each) for the cell's
-duration, as another user's job would. ``ACTIVE`` is OpenMP's spinning wait (what torch did
-before ``affinegan`` commands chose ``PASSIVE``, see ``runtime.wait_passively``); the thread
-count ``0`` is torch's default (one per core). docs/performance.md has the figures.
+duration, as another user's job would. ``ACTIVE`` is OpenMP's spinning wait, ``PASSIVE`` its
+sleeping one, an empty policy libgomp's default; the thread count ``0`` is torch's default (one
+per core). docs/performance.md has the figures.
 """
 
 from __future__ import annotations

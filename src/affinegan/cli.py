@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import GenerateConfig, TrainConfig, apply_preset, build_parser, from_args
 from .errors import AffineGANError
-from .runtime import keep_freed_memory  # torch-free: generate --backend onnxruntime
+from .runtime import keep_freed_memory, set_threads  # torch-free: generate --backend onnxruntime
 
 log = logging.getLogger("affinegan")
 
@@ -141,6 +141,9 @@ def demo_main(argv: list[str] | None = None) -> int:
         raise AffineGANError(f"--size {a.size}: the demo supports 64, 128 or 256")
     epochs = max(1, -(-a.steps // a.clips))
     keep_freed_memory()
+    # One thread: at the demo's size it is 1.4x slower than two on idle cores but never 4x
+    # slower when another process wants a core too (docs/performance.md, benchmarks/busy.py).
+    set_threads(1)
     t0 = time.perf_counter()
     cfg = TrainConfig(
         dataroot=str(data),

@@ -4,7 +4,6 @@ Training (``train.py``) and inference (``generate.py``, ``evaluate.py``, ``serve
 start here, so none of them imports another's loop to pick a device. The helpers know no model
 and no config: they take the original's ``--gpu_ids`` string and plain numbers.
 
-- :func:`wait_passively`: OpenMP threads sleep while they wait (set before torch loads).
 - :func:`resolve_device`: ``--gpu_ids`` -> ``torch.device`` (CPU when asked or when no GPU).
 - :func:`set_threads`: torch's intra-op CPU threads.
 - :func:`keep_freed_memory`: glibc keeps freed memory in the process (see ``allocator.py``);
@@ -38,7 +37,6 @@ __all__ = [
     "process",
     "resolve_device",
     "set_threads",
-    "wait_passively",
 ]
 
 log = logging.getLogger(__name__)
