@@ -166,8 +166,9 @@ class TrainConfig(ModelOptions):
     )
     preset: str = _opt(
         "",
-        "a named recipe of the options beyond the paper (flags given explicitly win): "
-        "'expressive' (docs/results.md); empty = the paper's method",
+        "a named recipe of the options beyond the paper, flags given explicitly win (on-only "
+        "flags like --blend stay on): 'expressive' = --blend --lambda_order 10 --lambda_region "
+        "100 --ema 0.999 (docs/results.md); empty = the paper's method",
     )
     train_imagenum: int = _opt(5, "K: target frames drawn per clip per step", min=1)
     continue_train: bool = _opt(False, "resume the run from its latest checkpoint")
@@ -250,6 +251,7 @@ class GenerateConfig(ModelOptions):
     phase: str = _opt("test", "dataset split to read inputs from")
     eval: bool = _opt(False, "eval mode: dropout off (deterministic output)")
     dropout: bool = _opt(False, "keep dropout on at test time (the original without --eval)")
+    no_ema: bool = _opt(False, "use G's last weights, not the --ema average the run saved")
     interval: float = _opt(0.05, "alpha step of the original: frames alpha = 0, interval, ... < 1")
     num_frames: int = _opt(0, "frames with alpha = linspace(0, peak, N), peak included", min=0)
     alphas: str = _opt("", "explicit comma-separated alphas, e.g. 0,0.3,1")

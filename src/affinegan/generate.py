@@ -121,7 +121,9 @@ def generate(cfg: GenerateConfig) -> Path:
         raise AffineGANError("--chunk must be at least 1")
     inputs = input_photos(cfg, _first_frames)
     device = resolve_device(cfg.gpu_ids)
-    model = load_generator(Path(cfg.checkpoints_dir) / cfg.name, cfg.epoch, cfg, cfg.fineSize)
+    model = load_generator(
+        Path(cfg.checkpoints_dir) / cfg.name, cfg.epoch, cfg, cfg.fineSize, ema=not cfg.no_ema
+    )
     G = model.G.to(device)
     set_mode(G, dropout=cfg.dropout or not cfg.eval)
     out_dir = Path(cfg.results_dir) / cfg.name / f"{cfg.phase}_{cfg.epoch}"
