@@ -77,6 +77,7 @@ def test_generator_shapes_and_inferred_options(netg, size):
         "norm": "instance",
         "blend": False,
         "warp": False,
+        "expressions": 1,
     }
 
 

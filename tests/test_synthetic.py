@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from affinegan.data import synthetic
+from affinegan.data import cartoon
 from affinegan.data.synthetic import EXPRESSIONS, render_dataset, render_face
 from affinegan.errors import AffineGANError
 
@@ -141,7 +141,7 @@ def test_mask_covers_every_mouth_pixel(expression: str, monkeypatch: pytest.Monk
         (identity, a, (0.3 * identity, -0.4)) for identity in range(3) for a in (0.0, 0.6, 1.0)
     ]
     with_mouth = [render_face(i, expression, a, 48, off) for i, a, off in cases]
-    monkeypatch.setattr(synthetic, "_draw_mouth", lambda *args: None)
+    monkeypatch.setattr(cartoon, "_draw_mouth", lambda *args: None)
     for (frame, mask), (i, a, off) in zip(with_mouth, cases, strict=True):
         bare, _ = render_face(i, expression, a, 48, off)
         drawn = np.abs(frame.astype(int) - bare).sum(axis=2) > 0

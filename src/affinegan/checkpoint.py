@@ -120,7 +120,16 @@ def infer_generator_options(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
         "norm": norm,
         "blend": "model.up_mask.weight" in sd,
         "warp": "model.up_flow.weight" in sd,
+        "expressions": _count_expressions(sd),
     }
+
+
+def _count_expressions(sd: dict[str, torch.Tensor]) -> int:
+    """Residual streams of a generator: ``model.down_res_expr.<e>.`` per expression, or the
+    single ``model.down_res`` of a one-expression model (the original's)."""
+    prefix = "model.down_res_expr."
+    found = {k[len(prefix) :].split(".")[0] for k in sd if k.startswith(prefix)}
+    return 1 + max((int(e) for e in found), default=0)
 
 
 def rng_state() -> dict[str, Any]:

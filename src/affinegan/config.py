@@ -90,6 +90,17 @@ class ModelOptions:
         "(not in the original; off by default; docs/results.md)",
     )
 
+    expressions: str = _opt(
+        "",
+        "expression names of a multi-expression run, comma-separated: which expression folders "
+        "of <dataroot>/<expression>/train/img to train (default: all; stored with the run)",
+    )
+
+    @property
+    def expression_names(self) -> list[str]:
+        """The run's expressions in index order ([] for a single-expression run)."""
+        return [n for n in (p.strip() for p in self.expressions.split(",")) if n]
+
     def generator_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``networks.Generator`` (stored in checkpoints)."""
         return {
@@ -102,6 +113,7 @@ class ModelOptions:
             "noise_std": self.noise_std,
             "blend": self.blend,
             "warp": self.warp,
+            "expressions": max(1, len(self.expression_names)),
         }
 
 
@@ -252,6 +264,12 @@ class GenerateConfig(ModelOptions):
     eval: bool = _opt(False, "eval mode: dropout off (deterministic output)")
     dropout: bool = _opt(False, "keep dropout on at test time (the original without --eval)")
     no_ema: bool = _opt(False, "use G's last weights, not the --ema average the run saved")
+    expression: str = _opt("", "a multi-expression model's expression to animate (default: first)")
+    mix: str = _opt(
+        "",
+        "mix a multi-expression model's expressions, e.g. smile=1,blink=0.6: each rises on the "
+        "intensity curve to its own peak (blink=0.6@there-and-back: on a curve of its own)",
+    )
     interval: float = _opt(0.05, "alpha step of the original: frames alpha = 0, interval, ... < 1")
     num_frames: int = _opt(0, "frames with alpha = linspace(0, peak, N), peak included", min=0)
     alphas: str = _opt("", "explicit comma-separated alphas, e.g. 0,0.3,1")

@@ -84,15 +84,22 @@ class EncodeGraph(nn.Module):
         self.G = G
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        enc = self.G.encode(image)
+        enc = encode_all(self.G, image)
         return (*enc.tensors(), *([enc.image] if enc.image is not None else []))
+
+
+def encode_all(G: Generator, x: torch.Tensor) -> Encoding:
+    """The codes an export decodes from: both streams, the residual stream once per expression
+    (E rows per face) in a multi-expression generator."""
+    return G.encode(x) if G.expressions == 1 else G.encode_mix(x, range(G.expressions))
 
 
 class DecodeGraph(nn.Module):
     """(alpha (N,E), codes of one face) -> N frames (N,3,S,S) in [-1, 1].
 
-    E is the number of expressions (1 for every model today); frame i is decoded at
-    ``b = 1, t = alpha[i, 0]``, the path ``affinegan generate`` takes.
+    E is the number of expressions; frame i is decoded at ``b = 1, t = alpha[i, 0]`` (one
+    expression) or at ``z_b + sum_e alpha[i, e] z_r,e`` (several), the paths of ``affinegan
+    generate``.
     """
 
     def __init__(self, G: Generator, n_skips: int, has_image: bool) -> None:
@@ -103,7 +110,7 @@ class DecodeGraph(nn.Module):
         enc = _unflatten(codes, self.n_skips, self.has_image)
         if enc.image is not None:  # one row per frame: a traced repeat count would be constant
             enc.image = enc.image.expand(alpha.shape[0], -1, -1, -1)
-        out = self.G.decode(enc, 1.0, alpha[:, 0])
+        out = self.G.decode(enc, 1.0, alpha[:, 0] if self.G.expressions == 1 else alpha)
         assert torch.is_tensor(out)
         return out
 
@@ -169,11 +176,19 @@ def _onnx_export(
         )
 
 
+def ramp(frames: int, expressions: int) -> np.ndarray:
+    """(frames, E) intensities rising from 0, expression e to 1 / (e + 1): distinct columns, so
+    checks and calibration see mixes too."""
+    column = np.linspace(0, 1, frames, dtype=np.float32)[:, None]
+    return column / np.arange(1, expressions + 1, dtype=np.float32)[None]
+
+
 def _torch_frames(G: Generator, x: torch.Tensor, alphas: np.ndarray) -> tuple[list, np.ndarray]:
     with torch.inference_mode():
-        enc = G.encode(x)
+        enc = encode_all(G, x)
         codes = [*enc.tensors(), *([enc.image] if enc.image is not None else [])]
-        out = G.decode(enc, 1.0, torch.from_numpy(alphas[:, 0]))
+        table = torch.from_numpy(alphas)
+        out = G.decode(enc, 1.0, table[:, 0] if G.expressions == 1 else table)
     return [c.numpy() for c in codes], out.numpy()
 
 
@@ -184,10 +199,10 @@ def check_graphs(
     s = face.shape[-1]
     rng = np.random.default_rng(seed)
     cases = {
-        "face": (face, np.linspace(0, 1, 5, dtype=np.float32)[:, None]),
+        "face": (face, ramp(5, G.expressions)),
         "random": (
             rng.uniform(-1, 1, (1, 3, s, s)).astype(np.float32),
-            rng.uniform(-0.5, 1.5, (2, 1)).astype(np.float32),
+            rng.uniform(-0.5, 1.5, (2, G.expressions)).astype(np.float32),
         ),
     }
     sess_e, sess_d = open_session(enc_path), open_session(dec_path)
@@ -203,7 +218,7 @@ def check_graphs(
     return diffs
 
 
-def _calibration(enc_sess, face: np.ndarray, seed: int = 0) -> tuple[list, list]:
+def _calibration(enc_sess, face: np.ndarray, expressions: int, seed: int = 0) -> tuple[list, list]:
     """Feeds for int8 calibration: the face and noisy copies, and their codes at a few alphas."""
     rng = np.random.default_rng(seed)
     images = [face] + [
@@ -211,7 +226,7 @@ def _calibration(enc_sess, face: np.ndarray, seed: int = 0) -> tuple[list, list]
     ]
     enc_in = enc_sess.get_inputs()[0].name
     codes = [run_encode(enc_sess, x) for x in images]
-    alphas = np.linspace(0, 1, 4, dtype=np.float32)[:, None]
+    alphas = ramp(4, expressions)
     return [{enc_in: x} for x in images], [(c, alphas) for c in codes]
 
 
@@ -279,13 +294,13 @@ def export_graphs(
     """``out_dir``/encode.onnx and decode.onnx of ``G`` (in eval mode), traced on the face ``x``
     (1,3,S,S) and checked against PyTorch; their paths, the code names, the differences."""
     with torch.inference_mode():
-        enc = G.encode(x)
+        enc = encode_all(G, x)
     names = code_names(enc)
     n_skips, has_image = len(enc.skips_base), enc.image is not None
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"encode": out_dir / "encode.onnx", "decode": out_dir / "decode.onnx"}
     _onnx_export(EncodeGraph(G), (x,), paths["encode"], (["input"], names))
-    alphas = torch.tensor([[0.0], [0.5], [1.0]])
+    alphas = torch.linspace(0.0, 1.0, 3 * G.expressions).reshape(3, G.expressions)
     _onnx_export(
         DecodeGraph(G, n_skips, has_image),
         (alphas, [t.clone() for t in [*enc.tensors(), *([enc.image] if has_image else [])]]),
@@ -318,13 +333,16 @@ def export(
     for v in variants:
         if v not in VARIANTS:
             raise AffineGANError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
-    if expressions is not None and len(expressions) != 1:
-        raise AffineGANError(
-            f"--expressions: {len(expressions)} names, but this generator has one expression"
-        )
     if web_dir is not None:
         node_modules = _check_npm_files(node_modules)
     model = load_generator(run_dir, epoch)
+    count = model.G.expressions
+    if expressions is not None and len(expressions) != count:
+        has = "one expression" if count == 1 else f"{count} expressions"
+        raise AffineGANError(
+            f"--expressions: {len(expressions)} names, but this generator has {has}"
+        )
+    expressions = list(expressions or model.expressions or [run_dir.name])
     G = model.G.cpu()
     set_mode(G, dropout=False)
     face_x, face_name = default_face(model.size, face, run_dir)
@@ -337,7 +355,7 @@ def export(
     psnrs: dict[str, float] = {}
     if variants:
         enc_sess = open_session(paths["encode"])
-        enc_feeds, dec_pairs = _calibration(enc_sess, x.numpy())
+        enc_feeds, dec_pairs = _calibration(enc_sess, x.numpy(), count)
         dec_feeds = _decode_feeds(open_session(paths["decode"]), dec_pairs)
         ref = frames_to_uint8(_variant_frames(paths, x.numpy()))
         for v in variants:
@@ -358,9 +376,9 @@ def export(
             "mean": [0.5, 0.5, 0.5],
             "std": [0.5, 0.5, 0.5],
         },
-        "expressions": list(expressions or [run_dir.name]),
+        "expressions": expressions,
         "alpha": "decode input 'alpha' is (frames, len(expressions)); frame i is decoded at "
-        "intensity alpha[i]",
+        "z_b + sum_e alpha[i, e] z_r,e: expression e at intensity alpha[i, e]",
         "encode": {"inputs": ["input"], "outputs": names},
         "decode": {"inputs": ["alpha", *names], "outputs": ["frames"]},
         "variants": {
@@ -387,9 +405,8 @@ def export(
 def _variant_frames(paths: dict[str, Path], x: np.ndarray) -> np.ndarray:
     """A 9-frame video of ``x`` (alpha 0 .. 1) through one variant's graphs."""
     codes = run_encode(open_session(paths["encode"]), x)
-    return run_decode(
-        open_session(paths["decode"]), codes, np.linspace(0, 1, 9, dtype=np.float32)[:, None]
-    )
+    decoder = open_session(paths["decode"])
+    return run_decode(decoder, codes, ramp(9, decoder.get_inputs()[0].shape[1]))
 
 
 def _check_npm_files(node_modules: Path | None) -> Path:

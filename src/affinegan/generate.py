@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
+from . import expressions
 from .config import GenerateConfig, ModelOptions
 from .data.dataset import scan_clips
 from .data.images import (
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 class LoadedModel:
     G: Generator
     size: int  # the square input size the generator was trained at
+    expressions: list[str] = field(default_factory=list)  # names, [] for one expression
+
+    def select(self, name: str) -> None:
+        """Make ``name`` the expression ``G.encode`` animates (the first one by default)."""
+        self.G.expression = expressions.plan(self.expressions, name, "", [0.0]).expressions[0]
 
 
 def load_generator(
@@ -56,9 +62,14 @@ def load_generator(
     if ema and saved.get("ema", 0) > 0 and ckpt.weight_path(run_dir, epoch, "G_ema").is_file():
         path = ckpt.weight_path(run_dir, epoch, "G_ema")
     sd = ckpt.load_weights(path)
-    kwargs = ModelOptions(**{k: saved[k] for k in ModelOptions.__dataclass_fields__ if k in saved})
-    kwargs = kwargs.generator_kwargs()
+    opts_saved = ModelOptions(
+        **{k: saved[k] for k in ModelOptions.__dataclass_fields__ if k in saved}
+    )
+    kwargs = opts_saved.generator_kwargs()
     kwargs.update(ckpt.infer_generator_options(sd))  # the weights are the truth for shapes
+    names = opts_saved.expression_names
+    if kwargs["expressions"] > 1 and len(names) != kwargs["expressions"]:
+        names = [f"expression{i}" for i in range(kwargs["expressions"])]  # no config: unnamed
     if opts is not None and not saved:
         kwargs["dropout"] = not opts.no_dropout
     G = Generator(**kwargs)
@@ -72,7 +83,7 @@ def load_generator(
         raise AffineGANError(
             f"--fineSize {size} does not suit {kwargs['netG']}: use a multiple of {unit}"
         )
-    return LoadedModel(G, size)
+    return LoadedModel(G, size, names)
 
 
 def set_mode(G: Generator, dropout: bool) -> None:
@@ -85,10 +96,13 @@ def set_mode(G: Generator, dropout: bool) -> None:
 
 
 @torch.inference_mode()
-def decode_frames(G: Generator, enc: Encoding, alphas: list[float], chunk: int = 32) -> np.ndarray:
+def decode_frames(
+    G: Generator, enc: Encoding, alphas: list[float] | np.ndarray, chunk: int = 32
+) -> np.ndarray:
     """One face's encoding -> frames (N,H,W,3) uint8, decoded ``chunk`` alphas at a time so a
-    long video never holds all its activations at once."""
-    t = torch.tensor(alphas, dtype=enc.bottom_base.dtype, device=enc.bottom_base.device)
+    long video never holds all its activations at once. ``alphas``: one per frame, or a
+    (frames, E) table for an ``encode_mix`` encoding of E expressions."""
+    t = torch.tensor(np.asarray(alphas), dtype=enc.bottom_base.dtype, device=enc.bottom_base.device)
     parts = [tensor_to_uint8(G.decode(enc, 1.0, t[i : i + chunk])) for i in range(0, len(t), chunk)]
     return np.concatenate(parts)
 
@@ -97,6 +111,18 @@ def decode_frames(G: Generator, enc: Encoding, alphas: list[float], chunk: int =
 def animate(G: Generator, x: torch.Tensor, alphas: list[float], chunk: int = 32) -> np.ndarray:
     """One face (3,H,W) in [-1,1] -> frames (N,H,W,3) uint8: encoded once, decoded in chunks."""
     return decode_frames(G, G.encode(x[None]), alphas, chunk)
+
+
+@torch.inference_mode()
+def animate_plan(
+    G: Generator, x: torch.Tensor, plan: expressions.Plan, chunk: int = 32
+) -> np.ndarray:
+    """``animate`` for ``--expression`` / ``--mix``: one expression decodes exactly as
+    ``animate``; several decode ``z_b + sum_e alpha_e z_r,e`` from one ``encode_mix``."""
+    if len(plan.expressions) == 1:
+        G.expression = plan.expressions[0]
+        return animate(G, x, plan.weights[:, 0].tolist(), chunk)
+    return decode_frames(G, G.encode_mix(x[None], plan.expressions), plan.weights, chunk)
 
 
 def _load_face(path: Path, size: int, align: bool, max_pixels: int) -> torch.Tensor:
@@ -126,11 +152,12 @@ def generate(cfg: GenerateConfig) -> Path:
     )
     G = model.G.to(device)
     set_mode(G, dropout=cfg.dropout or not cfg.eval)
+    video = expressions.plan(model.expressions, cfg.expression, cfg.mix, alphas)
     out_dir = Path(cfg.results_dir) / cfg.name / f"{cfg.phase}_{cfg.epoch}"
     rows = []
     for clip, path in tqdm(inputs, desc="generating", unit="face", leave=False):
         x = _load_face(path, model.size, cfg.align, megapixels(cfg.max_megapixels)).to(device)
-        frames = animate(G, x, alphas, cfg.chunk)
+        frames = animate_plan(G, x, video, cfg.chunk)
         face = tensor_to_uint8(x.cpu())
         rows.append((clip, write_face(out_dir, clip, face, frames, alphas, formats, cfg.fps)))
     write_image_table(out_dir / "index.html", f"{cfg.name}: {cfg.phase}_{cfg.epoch}", rows)

@@ -55,6 +55,7 @@ class UnetLevel(nn.Module):
         dropout: bool = False,
         blend: bool = False,
         warp: bool = False,
+        expressions: int = 1,
     ) -> None:
         super().__init__()
         input_nc = outer_nc if input_nc is None else input_nc
@@ -70,7 +71,10 @@ class UnetLevel(nn.Module):
             return nn.Sequential(nn.LeakyReLU(0.2), conv, _norm(norm, inner_nc))
 
         self.down_base = down()
-        self.down_res = down()
+        if expressions == 1:
+            self.down_res = down()
+        else:  # one residual stream per expression, each the paper's (docs/multi-expression.md)
+            self.down_res_expr = nn.ModuleList(down() for _ in range(expressions))
         up_in = inner_nc if innermost else inner_nc * 2
         if outermost:
             self.up_all = nn.Sequential(
@@ -173,21 +177,34 @@ class Generator(nn.Module):
         noise_std: float = 0.01,
         blend: bool = False,
         warp: bool = False,
+        expressions: int = 1,
     ) -> None:
         super().__init__()
         num_downs = UNET_DEPTHS[canonical_netg(netG)]
-        level = UnetLevel(ngf * 8, ngf * 8, norm=norm)
+        if expressions < 1:
+            raise ValueError(f"a generator needs at least one expression, got {expressions}")
+        kw = {"norm": norm, "expressions": expressions}
+        level = UnetLevel(ngf * 8, ngf * 8, **kw)
         for _ in range(num_downs - 5):
-            level = UnetLevel(ngf * 8, ngf * 8, sub=level, norm=norm, dropout=dropout)
+            level = UnetLevel(ngf * 8, ngf * 8, sub=level, dropout=dropout, **kw)
         for mult in (4, 2, 1):
-            level = UnetLevel(ngf * mult, ngf * mult * 2, sub=level, norm=norm)
+            level = UnetLevel(ngf * mult, ngf * mult * 2, sub=level, **kw)
         if blend and input_nc != output_nc:
             raise ValueError("--blend needs as many output as input channels")
         if warp and not blend:
             raise ValueError("--warp needs --blend: the mask chooses warped or drawn pixels")
         self.model = UnetLevel(
-            output_nc, ngf, input_nc=input_nc, sub=level, outermost=True, blend=blend, warp=warp
+            output_nc,
+            ngf,
+            input_nc=input_nc,
+            sub=level,
+            outermost=True,
+            blend=blend,
+            warp=warp,
+            **kw,
         )
+        self.expressions = expressions
+        self.expression = 0  # what encode() animates when no expression is given
         self.blend = blend
         self.warp = warp
         self.norm = norm
@@ -197,37 +214,96 @@ class Generator(nn.Module):
             levels.append(levels[-1].sub)
         self._levels = levels  # plain list: outermost first, innermost last
 
-    def encode(self, x: torch.Tensor, residual: bool = True) -> Encoding:
-        """Run the down paths once. ``residual=False`` skips the residual stream (t = 0 decodes)."""
-        return self._encode(x, len(x) if residual else 0)
+    def encode(
+        self, x: torch.Tensor, residual: bool = True, expression: torch.Tensor | None = None
+    ) -> Encoding:
+        """Run the down paths once. ``residual=False`` skips the residual stream (t = 0 decodes).
+        ``expression``: each sample's expression index, which picks its residual stream in a
+        multi-expression generator (one index for all, or one per sample; default
+        ``self.expression``)."""
+        return self._encode(x, len(x) if residual else 0, expression)
 
-    def encode_pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[Encoding, Encoding]:
-        """``encode(x)`` and ``encode(y, residual=False)``, the base stream over both as one batch:
-        fewer, larger convolutions. Separately when a BatchNorm layer would pool x's statistics
-        with y's."""
+    def encode_pair(
+        self, x: torch.Tensor, y: torch.Tensor, expression: torch.Tensor | None = None
+    ) -> tuple[Encoding, Encoding]:
+        """``encode(x, expression=...)`` and ``encode(y, residual=False)``, the base stream over
+        both as one batch: fewer, larger convolutions. Separately when a BatchNorm layer would
+        pool x's statistics with y's."""
         if self.norm == "batch":
-            return self.encode(x), self.encode(y, residual=False)
-        return self._encode(torch.cat([x, y]), len(x)).split(len(x))
+            return self.encode(x, expression=expression), self.encode(y, residual=False)
+        return self._encode(torch.cat([x, y]), len(x), expression).split(len(x))
 
-    def _encode(self, x: torch.Tensor, n_res: int) -> Encoding:
+    def encode_mix(self, x: torch.Tensor, expressions: Sequence[int]) -> Encoding:
+        """The base stream of x once and the residual stream of every listed expression: the
+        codes of ``z_b + sum_e alpha_e z_r,e``. Decode it with ``t`` of shape (frames,
+        len(expressions)): one intensity per expression per frame."""
+        skips_b, bottom_b = self._down(x, "down_base")
+        res = [self._residual(x, torch.full((len(x),), e)) for e in expressions]
+        if not res:
+            raise ValueError("encode_mix needs at least one expression")
+
+        def stack(ts: list[torch.Tensor]) -> torch.Tensor:  # sample-major: (n * E, ...)
+            return torch.stack(ts, 1).flatten(0, 1)
+
+        skips_r = [stack([r[0][i] for r in res]) for i in range(len(skips_b))]
+        bottom_r = stack([r[1] for r in res])
+        return Encoding(skips_b, skips_r, bottom_b, bottom_r, x if self.blend else None)
+
+    def _encode(
+        self, x: torch.Tensor, n_res: int, expression: torch.Tensor | None = None
+    ) -> Encoding:
         """Both streams for the first ``n_res`` samples of x, the base stream for all of them."""
-        xb, xr = x, x[:n_res] if n_res else None
-        skips_b, skips_r = [], []
+        skips_b, bottom_b = self._down(x, "down_base")
+        skips_r, bottom_r = self._residual(x[:n_res], expression) if n_res else (None, None)
+        return Encoding(skips_b, skips_r, bottom_b, bottom_r, x if self.blend else None)
+
+    def _down(
+        self, x: torch.Tensor, path: str, expression: int = 0
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """One down path (``down_base``, ``down_res`` or expression e's ``down_res_expr[e]``)
+        over every level: the skip tensors (outermost first) and the innermost output."""
+        skips = []
         for i, level in enumerate(self._levels):
             if i > 0:
-                skips_b.append(xb)
-                if xr is not None:
-                    skips_r.append(xr)
-            xb = level.down_base(xb)
-            if xr is not None:
-                xr = level.down_res(xr)
-        return Encoding(skips_b, skips_r if n_res else None, xb, xr, x if self.blend else None)
+                skips.append(x)
+            module = getattr(level, path)
+            x = module[expression](x) if path == "down_res_expr" else module(x)
+        return skips, x
+
+    def _residual(
+        self, x: torch.Tensor, expression: torch.Tensor | None
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The residual stream of each sample of x, run by its expression's down path."""
+        if self.expressions == 1:
+            if expression is not None and bool((torch.as_tensor(expression) != 0).any()):
+                raise ValueError("a single-expression generator has only expression 0")
+            return self._down(x, "down_res")
+        if expression is None:
+            expression = torch.tensor(self.expression)
+        which = torch.as_tensor(expression).reshape(-1).to(x.device).expand(len(x))
+        if bool(((which < 0) | (which >= self.expressions)).any()):
+            raise ValueError(f"expression indices must lie in 0..{self.expressions - 1}")
+        groups = [int(e) for e in which.unique().tolist()]
+        if len(groups) == 1:
+            return self._down(x, "down_res_expr", groups[0])
+        index = [torch.nonzero(which == e).flatten() for e in groups]
+        outs = [self._down(x[i], "down_res_expr", e) for e, i in zip(groups, index, strict=True)]
+        back = torch.argsort(torch.cat(index))  # grouped order -> the samples' order
+
+        def join(ts: list[torch.Tensor]) -> torch.Tensor:
+            return torch.cat(ts)[back]
+
+        skips = [join([o[0][i] for o in outs]) for i in range(len(outs[0][0]))]
+        return skips, join([o[1] for o in outs])
 
     def _mix(
         self, base: torch.Tensor, res: torch.Tensor | None, b: torch.Tensor, t: torch.Tensor | None
     ) -> torch.Tensor:
         """``b * base + t * res`` plus the training noise. Coefficients with K values per encoded
-        sample decode each sample at its K values in a row, broadcast rather than copied."""
+        sample decode each sample at its K values in a row, broadcast rather than copied; a
+        (frames, E) ``t`` mixes the E residual streams of an ``encode_mix`` encoding."""
+        if t is not None and t.ndim == 2:
+            return self._mix_expressions(base, res, b, t)
         n = len(base)
         lens = {len(c) for c in (b, t) if c is not None and c.ndim and len(c) > 1}
         m = max(lens, default=n)
@@ -250,6 +326,24 @@ class Generator(nn.Module):
         if self.training and self.noise_std > 0:
             out = out + torch.randn_like(out) * self.noise_std
         return out.flatten(0, 1) if m != n else out
+
+    def _mix_expressions(
+        self, base: torch.Tensor, res: torch.Tensor | None, b: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
+        """``b * base + sum_e t[:, e] * res_e`` for F = len(t) / n frames of each of the n
+        samples; ``res`` holds E rows per sample, sample-major (``encode_mix``)."""
+        n, e = len(base), t.shape[1]
+        if res is None or len(res) != n * e or n == 0 or len(t) % n:
+            rows = "no" if res is None else len(res)
+            raise ValueError(f"{tuple(t.shape)} mixing coefficients for {n} samples x {rows} rows")
+        f = len(t) // n
+        weights = t.reshape(n, f, e).to(res.dtype)
+        mixed = torch.bmm(weights, res.reshape(n, e, -1)).reshape(n, f, *res.shape[1:])
+        scale = b.reshape(-1, 1, 1, 1, 1) if b.ndim else b
+        out = base.unsqueeze(1) * scale + mixed
+        if self.training and self.noise_std > 0:
+            out = out + torch.randn_like(out) * self.noise_std
+        return out.flatten(0, 1)
 
     def feature(
         self, enc: Encoding, b: float | torch.Tensor, t: float | torch.Tensor
@@ -364,6 +458,7 @@ class PatchDiscriminator(nn.Module):
         n_layers: int = 3,
         norm: str = "instance",
         sigmoid: bool = True,
+        heads: int = 1,
     ) -> None:
         super().__init__()
         bias = norm == "instance"
@@ -377,13 +472,27 @@ class PatchDiscriminator(nn.Module):
                 _norm(norm, ndf * mult),
                 nn.LeakyReLU(0.2, inplace=True),
             ]
-        seq.append(nn.Conv2d(ndf * mult, 1, 4, 1, 1))
+        seq.append(nn.Conv2d(ndf * mult, heads, 4, 1, 1))
         if sigmoid:
             seq.append(nn.Sigmoid())
         self.model = nn.Sequential(*seq)
+        self.heads = heads
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def forward(self, x: torch.Tensor, head: torch.Tensor | None = None) -> torch.Tensor:
+        """Patch scores (M, 1, h, w); with several heads (one per expression) each sample is
+        judged by the head ``head[i]`` of its expression, so real smiles are not compared with
+        real blinks."""
+        out = self.model(x)
+        if self.heads == 1:
+            return out
+        if head is None:
+            raise ValueError("a discriminator with one head per expression needs the expressions")
+        pick = (
+            torch.as_tensor(head, device=out.device)
+            .reshape(-1, 1, 1, 1)
+            .expand(len(out), 1, *out.shape[2:])
+        )
+        return out.gather(1, pick)
 
 
 class AlphaDiscriminator(nn.Module):

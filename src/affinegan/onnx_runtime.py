@@ -19,6 +19,7 @@ import numpy as np
 from .config import DEFAULT_MAX_MEGAPIXELS, GenerateConfig
 from .data.images import load_rgb, megapixels
 from .errors import AffineGANError
+from .expressions import Plan, plan
 from .html import write_image_table
 from .results import input_photos, resolve_alphas, write_face
 from .video import parse_formats
@@ -118,16 +119,28 @@ class OnnxGenerator:
     def encode(self, x: np.ndarray) -> list[np.ndarray]:
         return run_encode(self.encoder, x)
 
-    def decode(self, codes: list[np.ndarray], alphas: list[float], chunk: int = 32) -> np.ndarray:
-        """Frames (N,H,W,3) uint8 at the given intensities, ``chunk`` per decoder call."""
+    def decode(
+        self,
+        codes: list[np.ndarray],
+        alphas: list[float],
+        chunk: int = 32,
+        plan: Plan | None = None,
+    ) -> np.ndarray:
+        """Frames (N,H,W,3) uint8 at the given intensities (of the first expression, or as
+        ``plan`` says: ``--expression`` / ``--mix``), ``chunk`` per decoder call."""
         e = len(self.manifest["expressions"])
         a = np.zeros((len(alphas), e), np.float32)
-        a[:, 0] = alphas
+        if plan is None:
+            a[:, 0] = alphas
+        else:
+            a[:, plan.expressions] = plan.weights
         parts = [run_decode(self.decoder, codes, a[i : i + chunk]) for i in range(0, len(a), chunk)]
         return frames_to_uint8(np.concatenate(parts))
 
-    def animate(self, x: np.ndarray, alphas: list[float], chunk: int = 32) -> np.ndarray:
-        return self.decode(self.encode(x), alphas, chunk)
+    def animate(
+        self, x: np.ndarray, alphas: list[float], chunk: int = 32, plan: Plan | None = None
+    ) -> np.ndarray:
+        return self.decode(self.encode(x), alphas, chunk, plan)
 
 
 def first_frames(root: Path, phase: str) -> list[tuple[str, Path]]:
@@ -169,11 +182,13 @@ def generate_onnx(
     size = cfg.fineSize or gen.size
     if size != gen.size:
         raise AffineGANError(f"--fineSize {size}: the graphs were exported at {gen.size} px")
+    names = gen.manifest["expressions"]
+    video = plan(names if len(names) > 1 else [], cfg.expression, cfg.mix, alphas)
     out_dir = Path(cfg.results_dir) / cfg.name / f"{cfg.phase}_{cfg.epoch}"
     rows = []
     for clip, path in inputs:
         x = load_face(path, size, megapixels(cfg.max_megapixels))
-        frames = gen.animate(x, alphas, cfg.chunk)
+        frames = gen.animate(x, alphas, cfg.chunk, video)
         rows.append(
             (
                 clip,

@@ -1,7 +1,8 @@
 """Clip folders -> training samples (docs/method.md, "Data").
 
 Layout: ``<root>/<phase>/img/<clip>/<frames>``, optional masks with the same frame names under
-``<root>/<phase>/patch/<clip>/``. Frames sort by name and the FIRST is the neutral face ``A``.
+``<root>/<phase>/patch/<clip>/``; a multi-expression root holds one such dataset per expression,
+``<root>/<expression>/<phase>/...``. Frames sort by name and the FIRST is the neutral face ``A``.
 A sample is ``A`` plus ``K`` frames ``B_k`` drawn with replacement from frames 2..N, all sharing
 one crop offset and one flip decision.
 
@@ -18,7 +19,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,7 @@ class Clip:
     name: str
     frames: tuple[Path, ...]
     masks: tuple[Path, ...] | None
+    expression: int = 0  # index into the run's expressions (multi-expression roots)
 
 
 def list_frames(folder: Path) -> list[Path]:
@@ -146,6 +148,46 @@ def scan_clips(
         time.perf_counter() - started,
     )
     return clips
+
+
+def expression_roots(root: Path, phase: str = "train") -> list[tuple[str, Path]]:
+    """(name, dataset root) of each expression of a multi-expression root, a folder of
+    single-expression datasets side by side (``<root>/<expression>/<phase>/img/<clip>``), in
+    name order; [] when ``root`` is itself a single-expression dataset (``<root>/<phase>/img``)."""
+    root = Path(root)
+    if (root / phase / "img").is_dir() or not root.is_dir():
+        return []
+    subs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    return sorted((d.name, d) for d in subs if (d / phase / "img").is_dir())
+
+
+def scan_expressions(
+    root: Path, phase: str = "train", names: Sequence[str] = (), **scan: object
+) -> tuple[list[str], list[Clip]]:
+    """The expressions and clips of a dataset root, checked like ``scan_clips`` (``scan``: its
+    options, ``max_clips`` per expression). A single-expression root gives ([], its clips); a
+    multi-expression one the expression names in index order and clips tagged with their index,
+    named ``<expression>_<clip>``. ``names`` picks expressions of a multi-expression root."""
+    found = dict(expression_roots(root, phase))
+    if not found:
+        if names:
+            raise AffineGANError(
+                f"{root}: --expressions {','.join(names)} needs a multi-expression root, "
+                f"<root>/<expression>/{phase}/img/<clip>/; this one is a single dataset"
+            )
+        return [], scan_clips(root, phase, **scan)  # type: ignore[arg-type]
+    chosen = list(names) or list(found)
+    missing = [n for n in chosen if n not in found]
+    if missing:
+        raise AffineGANError(
+            f"{Path(root) / missing[0]}: no expression {missing[0]!r} here (found "
+            f"{', '.join(found)}); fix --expressions or add {missing[0]}/{phase}/img/<clip>/"
+        )
+    clips = []
+    for index, name in enumerate(chosen):
+        for clip in scan_clips(found[name], phase, **scan):  # type: ignore[arg-type]
+            clips.append(replace(clip, name=f"{name}_{clip.name}", expression=index))
+    return chosen, clips
 
 
 def _decode_resized(path: Path, size: int, mask: bool, max_pixels: int) -> np.ndarray:
@@ -256,6 +298,7 @@ class ClipDataset(torch.utils.data.Dataset):
             # where each target sits between the neutral start (0) and the clip's end (1)
             "B_position": torch.from_numpy(targets / (len(clip.frames) - 1)).float(),
             "clip": clip.name,
+            "expression": torch.tensor(clip.expression),  # picks the residual stream and D head
         }
         if self.use_patch:
             masks = (
