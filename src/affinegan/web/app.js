@@ -36,8 +36,26 @@ async function init() {
     $("variant").add(opt);
   }
   for (const id of ["input", "output"]) [$(id).width, $(id).height] = [state.size, state.size];
+  makeSliders(state.manifest.expressions);
   await loadVariant("fp32");
   setStatus("pick a photo", "ready");
+}
+
+// One intensity slider per expression (ids alpha, alpha-1, ...), each its own z_r direction.
+function makeSliders(names) {
+  names.forEach((name, e) => {
+    const id = e === 0 ? "alpha" : `alpha-${e}`;
+    const label = document.createElement("label");
+    label.textContent = names.length > 1 ? `${name} ` : "Intensity ";
+    label.innerHTML += `<input type="range" id="${id}" class="intensity" data-expression="${name}"
+      min="0" max="1" step="0.01" value="0" disabled> <output id="${id}-value">0.00</output>`;
+    $("sliders").append(label);
+    $(id).addEventListener("input", guard(onSlide));
+  });
+}
+
+function sliders() {
+  return Array.from(document.querySelectorAll("input.intensity"));
 }
 
 // The photo: the largest centred square, resized to the model's size in the page.
@@ -68,11 +86,12 @@ async function encode(blob) {
   state.codes = await state.encoder.run(feeds);
 }
 
-// Frames at the given intensities, one decoder call: a list of RGBA ImageData.
+// Frames at the given intensities, one decoder call: a list of RGBA ImageData. Each entry is
+// one frame: a number (the first expression) or one intensity per expression.
 async function decode(alphas) {
   const e = state.manifest.expressions.length;
   const a = new Float32Array(alphas.length * e);
-  alphas.forEach((v, i) => (a[i * e] = v));
+  alphas.forEach((v, i) => [].concat(v).forEach((w, j) => (a[i * e + j] = w)));
   const feeds = { alpha: new ort.Tensor("float32", a, [alphas.length, e]) };
   for (const name of state.decoder.inputNames) if (name !== "alpha") feeds[name] = state.codes[name];
   const t0 = performance.now();
@@ -104,10 +123,10 @@ async function show(alpha) {
   return frame;
 }
 
-// Slider: decode the newest value only, so dragging never queues stale frames.
+// Sliders: decode the newest values only, so dragging never queues stale frames.
 async function onSlide() {
-  pending = Number($("alpha").value);
-  $("alpha-value").textContent = pending.toFixed(2);
+  pending = sliders().map((s) => Number(s.value));
+  sliders().forEach((s) => ($(`${s.id}-value`).textContent = Number(s.value).toFixed(2)));
   if (busy) return;
   busy = true;
   while (pending !== null) {
@@ -118,10 +137,15 @@ async function onSlide() {
   busy = false;
 }
 
+// 0 -> 1 -> 0 over the frames; with several expressions each rises to its slider's value (the
+// first to 1 while all sliders are at 0), so Play shows the mix the sliders set.
 function videoAlphas() {
   const n = Math.max(2, Math.min(120, Number($("frames").value) || 20));
   const up = Math.ceil(n / 2);
-  return Array.from({ length: n }, (_, i) => (i < up ? i / (up - 1 || 1) : (n - 1 - i) / (n - up)));
+  const t = Array.from({ length: n }, (_, i) => (i < up ? i / (up - 1 || 1) : (n - 1 - i) / (n - up)));
+  const peaks = sliders().map((s) => Number(s.value));
+  if (peaks.length === 1 || peaks.every((p) => p === 0)) return t;
+  return t.map((v) => peaks.map((p) => v * p));
 }
 
 async function video() {
@@ -135,7 +159,7 @@ async function play() {
   const ctx = $("output").getContext("2d");
   for (let i = 0; i < frames.length; i++) {
     ctx.putImageData(frames[i], 0, 0);
-    $("alpha-value").textContent = alphas[i].toFixed(2);
+    $("alpha-value").textContent = [].concat(alphas[i])[0].toFixed(2);
     await new Promise((r) => setTimeout(r, 100));
   }
   setStatus(`played ${frames.length} frames (alpha 0 → 1 → 0)`, "encoded");
@@ -173,8 +197,8 @@ $("photo").addEventListener("change", guard(async () => {
   if (!file) return;
   setStatus("encoding the photo…");
   await encode(file);
-  for (const id of ["alpha", "play", "gif"]) $(id).disabled = false;
-  await show(Number($("alpha").value));
+  for (const el of [...sliders(), $("play"), $("gif")]) el.disabled = false;
+  await show(sliders().map((s) => Number(s.value)));
   setStatus("drag the intensity slider, or press Play", "encoded");
 }));
 $("variant").addEventListener("change", guard(async () => {
@@ -183,21 +207,25 @@ $("variant").addEventListener("change", guard(async () => {
   const file = $("photo").files[0];
   if (file) {
     await encode(file);
-    await show(Number($("alpha").value));
+    await show(sliders().map((s) => Number(s.value)));
   }
   setStatus(`${$("variant").value} weights loaded`, file ? "encoded" : "ready");
 }));
-$("alpha").addEventListener("input", guard(onSlide));
 $("play").addEventListener("click", guard(play));
 $("gif").addEventListener("click", guard(downloadGif));
 
-// For tests and the console: RGB bytes of the frame at ``alpha`` (row-major, 3 per pixel).
+// For tests and the console: RGB bytes of the frame at ``alpha`` (row-major, 3 per pixel): a
+// number for the first expression, or one intensity per expression.
 window.affinegan = {
   msPerFrame: null,
+  expressions: () => sliders().map((s) => s.dataset.expression),
   async frame(alpha) {
-    $("alpha").value = alpha;
-    $("alpha-value").textContent = Number(alpha).toFixed(2);
-    const img = await show(alpha);
+    const values = [].concat(alpha);
+    sliders().forEach((s, e) => {
+      s.value = values[e] ?? 0;
+      $(`${s.id}-value`).textContent = Number(s.value).toFixed(2);
+    });
+    const img = await show(values);
     return Array.from(img.data).filter((_, i) => i % 4 !== 3);
   },
   async video() {
