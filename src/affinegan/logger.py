@@ -100,8 +100,9 @@ class RunLogger:
         was_training = G.training
         G.eval()
         A, B = batch["A"][:1], batch["B"][:1, :1]
-        fw = generator_forward(G, A, B)
-        enc = G.encode(A)
+        expression = batch["expression"][:1] if G.expressions > 1 else None
+        fw = generator_forward(G, A, B, expression)
+        enc = G.encode(A, expression=expression)
         sweep = G.decode(enc, 1.0, torch.tensor(SWEEP_ALPHAS, device=A.device))
         G.train(was_training)
         alpha = float(fw.alpha[0, 0])

@@ -81,8 +81,12 @@ def build_nets(cfg: TrainConfig) -> Nets:
     n_layers = 3 if cfg.netD == "basic" else cfg.n_layers_D
     sigmoid = not cfg.lsgan
 
+    heads = max(1, len(cfg.expression_names))  # one real/fake judgement per expression
+
     def patch_d() -> PatchDiscriminator:
-        d = PatchDiscriminator(cfg.input_nc + cfg.output_nc, cfg.ndf, n_layers, cfg.norm, sigmoid)
+        d = PatchDiscriminator(
+            cfg.input_nc + cfg.output_nc, cfg.ndf, n_layers, cfg.norm, sigmoid, heads
+        )
         return init_weights(d, cfg.init_type, cfg.init_gain)
 
     G = build_generator(cfg)
@@ -207,14 +211,16 @@ class Encoded:
     alpha: torch.Tensor  # (N, K), differentiable w.r.t. the encoders
 
 
-def encode_batch(G: Generator, A: torch.Tensor, B: torch.Tensor) -> Encoded:
+def encode_batch(
+    G: Generator, A: torch.Tensor, B: torch.Tensor, expression: torch.Tensor | None = None
+) -> Encoded:
     """Encode A once (both streams) and the K targets once, in one batch with A's base stream;
-    infer alpha per clip.
+    infer alpha per clip (along the residual stream of the clip's expression, multi-expression).
 
-    A: (N, C, H, W); B: (N, K, C, H, W).
+    A: (N, C, H, W); B: (N, K, C, H, W); expression: (N,) indices or None.
     """
     n, k = B.shape[:2]
-    enc_a, enc_b = G.encode_pair(A, B.flatten(0, 1))
+    enc_a, enc_b = G.encode_pair(A, B.flatten(0, 1), expression)
     f0 = G.feature(enc_a, 1.0, 0.0)
     fr = G.feature(enc_a, 0.0, 1.0)
     fk = G.feature(enc_b, 1.0, None).unflatten(0, (n, k))
@@ -264,8 +270,10 @@ class Forward:
     rec: torch.Tensor  # (N*K, C, H, W)
 
 
-def generator_forward(G: Generator, A: torch.Tensor, B: torch.Tensor) -> Forward:
-    enc = encode_batch(G, A, B)
+def generator_forward(
+    G: Generator, A: torch.Tensor, B: torch.Tensor, expression: torch.Tensor | None = None
+) -> Forward:
+    enc = encode_batch(G, A, B, expression)
     return Forward(enc.alpha, decode_fakes(G, enc.enc_a, enc.alpha), decode_recs(G, enc.enc_b))
 
 
@@ -280,11 +288,15 @@ def _d_step(
     pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     lsgan: bool,
     so: StepOptions,
+    head: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One PatchGAN update on real and (detached) fake pairs (cond, fake, real), one batch."""
+    """One PatchGAN update on real and (detached) fake pairs (cond, fake, real), one batch;
+    ``head``: each pair's expression (multi-expression), for both halves."""
     cond, fake, real = pairs
+    heads = None if head is None else torch.cat([head, head])
     with so.autocast(cond.device):
-        pred = D(torch.cat([torch.cat([cond, fake.detach()], 1), torch.cat([cond, real], 1)]))
+        x = torch.cat([torch.cat([cond, fake.detach()], 1), torch.cat([cond, real], 1)])
+        pred = D(x, heads)
     pred_fake, pred_real = pred.chunk(2)
     loss_fake, loss_real = gan_loss(pred_fake, False, lsgan), gan_loss(pred_real, True, lsgan)
     opt.zero_grad(set_to_none=True)
@@ -308,8 +320,10 @@ def train_step(
     G, A, B, lsgan = nets.G, batch["A"], batch["B"], cfg.lsgan
     n, k = B.shape[:2]
     joint = decode_jointly(B, cfg)
+    expression = batch["expression"] if G.expressions > 1 else None
+    head = None if expression is None else repeat_each(expression, k)  # per (A, B_k) pair
     with so.autocast(A.device):
-        enc = encode_batch(G, A, B)
+        enc = encode_batch(G, A, B, expression)
         if joint:
             fake, rec = decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, enc.alpha)
         else:
@@ -332,13 +346,15 @@ def train_step(
     losses["D_alpha"] = loss_da.detach()
 
     # 2. D on (A, B) pairs; 3. D_patch on the same pairs masked to the mouth.
-    losses["D_fake"], losses["D_real"] = _d_step(nets.D, opts.D, (cond, fake, real), lsgan, so)
+    losses["D_fake"], losses["D_real"] = _d_step(
+        nets.D, opts.D, (cond, fake, real), lsgan, so, head
+    )
     losses["D"] = (losses["D_fake"] + losses["D_real"]) * 0.5
     if nets.D_patch is not None:
         assert opts.D_patch is not None
         mask_b = batch["mask_B"].flatten(0, 1)
         patch = (cond * repeat_each(batch["mask_A"], k), fake * mask_b, real * mask_b)
-        fl, rl = _d_step(nets.D_patch, opts.D_patch, patch, lsgan, so)
+        fl, rl = _d_step(nets.D_patch, opts.D_patch, patch, lsgan, so, head)
         losses["D_fake_patch"], losses["D_real_patch"], losses["D_patch"] = fl, rl, (fl + rl) * 0.5
 
     # 4. G against the just-updated, frozen discriminators; one backward pass, or (decoded one
@@ -348,10 +364,10 @@ def train_step(
         set_requires_grad(net, False)
     opts.G.zero_grad(set_to_none=True)
     with so.autocast(A.device):
-        pred = nets.D(torch.cat([cond, fake], 1))
+        pred = nets.D(torch.cat([cond, fake], 1), head)
         pred_patch = None
         if nets.D_patch is not None:
-            pred_patch = nets.D_patch(torch.cat([patch[0], patch[1]], 1))
+            pred_patch = nets.D_patch(torch.cat([patch[0], patch[1]], 1), head)
     g_gan = gan_loss(pred, True, lsgan)
     g_l1 = F.l1_loss(fake.to(real.dtype), real) * cfg.lambda_L1
     loss_fake = g_gan + g_l1

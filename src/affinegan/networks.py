@@ -330,15 +330,14 @@ class Generator(nn.Module):
     def _mix_expressions(
         self, base: torch.Tensor, res: torch.Tensor | None, b: torch.Tensor, t: torch.Tensor
     ) -> torch.Tensor:
-        """``b * base + sum_e t[:, e] * res_e`` for F = len(t) / n frames of each of the n
+        """``b * base + sum_e t[:, e] * res_e`` for len(t) / n frames of each of the n
         samples; ``res`` holds E rows per sample, sample-major (``encode_mix``)."""
         n, e = len(base), t.shape[1]
         if res is None or len(res) != n * e or n == 0 or len(t) % n:
             rows = "no" if res is None else len(res)
             raise ValueError(f"{tuple(t.shape)} mixing coefficients for {n} samples x {rows} rows")
-        f = len(t) // n
-        weights = t.reshape(n, f, e).to(res.dtype)
-        mixed = torch.bmm(weights, res.reshape(n, e, -1)).reshape(n, f, *res.shape[1:])
+        weights = t.reshape(n, -1, e).to(res.dtype)  # -1: the frame count stays free in export
+        mixed = torch.bmm(weights, res.reshape(n, e, -1)).reshape(n, -1, *res.shape[1:])
         scale = b.reshape(-1, 1, 1, 1, 1) if b.ndim else b
         out = base.unsqueeze(1) * scale + mixed
         if self.training and self.noise_std > 0:

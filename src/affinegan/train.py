@@ -7,7 +7,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -18,7 +18,7 @@ from . import checkpoint as ckpt
 from . import distributed as dist
 from . import runtime
 from .config import TrainConfig, format_options, from_dict, validate
-from .data.dataset import ClipDataset, ResumableSampler, scan_clips
+from .data.dataset import ClipDataset, ResumableSampler, scan_expressions
 from .data.images import megapixels
 from .errors import AffineGANError
 from .logger import RunLogger
@@ -237,14 +237,16 @@ def train(cfg: TrainConfig) -> Path:
 
 
 def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
-    clips = scan_clips(
+    names, clips = scan_expressions(
         Path(cfg.dataroot),
         cfg.phase,
+        cfg.expression_names,
         use_patch=cfg.use_patch,
         min_frames=2,
         max_clips=cfg.max_dataset_size or None,
         max_pixels=megapixels(cfg.max_megapixels),
     )
+    cfg = replace(cfg, expressions=",".join(names))  # stored with the run, in index order
     dataset = ClipDataset(
         clips,
         cfg.loadSize,

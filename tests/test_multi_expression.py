@@ -1,0 +1,142 @@
+"""A tiny two-expression model end to end: train, resume exactly, generate each expression and a
+mix (PyTorch and onnxruntime), export, and the web page's one slider per expression."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_train import assert_same_weights, tiny, weights
+
+from affinegan.config import GenerateConfig
+from affinegan.data.images import load_input_image
+from affinegan.data.synthetic import render_expressions
+from affinegan.generate import generate, load_generator
+from affinegan.train import train
+
+pytestmark = pytest.mark.slow
+NAMES = ["blink", "smile"]  # index order: the folders sorted by name
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("multi")
+    return render_expressions(out, ["smile", "blink"], clips=2, test_clips=1, seed=1, max_frames=8)
+
+
+@pytest.fixture(scope="module")
+def run(root, tmp_path_factory) -> Path:
+    ck = tmp_path_factory.mktemp("ck")
+    return train(tiny(root, ck, max_steps=6, preset="expressive", ema=0.5))
+
+
+def test_the_run_stores_its_expressions_and_resumes_exactly(root, run, tmp_path) -> None:
+    assert json.loads((run / "train_opt.json").read_text())["expressions"] == ",".join(NAMES)
+    sd = weights(run)
+    assert "model.down_res_expr.1.0.weight" in sd["G"]
+    assert sd["D"]["model.11.weight"].shape[0] == 2  # one discriminator head per expression
+    train(tiny(root, tmp_path, max_steps=3, preset="expressive", ema=0.5))
+    resumed = train(
+        tiny(root, tmp_path, max_steps=6, preset="expressive", ema=0.5, continue_train=True)
+    )
+    assert_same_weights(weights(run), weights(resumed))
+
+
+def test_each_expression_and_a_mix_decode_from_one_model(root, run) -> None:
+    model = load_generator(run)
+    assert model.expressions == NAMES and model.G.expressions == 2
+    G = model.G.eval()
+    x = load_input_image(next((root / "smile" / "test" / "img").glob("*/0001.png")), 64)[None]
+    with torch.no_grad():
+        enc = G.encode_mix(x, [0, 1])
+        blink, smile, both = G.decode(enc, 1.0, torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+    eyes = slice(18, 34)  # the synthetic faces' eye rows at 64 px, and the mouth's below
+    mouth = slice(40, 56)
+    assert (both - smile)[:, eyes].abs().max() > 1e-4  # the mix adds the blink to the smile
+    assert (both - blink)[:, mouth].abs().max() > 1e-4  # and the smile to the blink
+
+
+def _generate(run: Path, root: Path, out: Path, **kw) -> list[np.ndarray]:
+    cfg = GenerateConfig(
+        dataroot=str(root / "smile"),
+        name=run.name,
+        checkpoints_dir=str(run.parent),
+        results_dir=str(out),
+        gpu_ids="-1",
+        num_frames=3,
+        eval=True,
+        **kw,
+    )
+    images = generate(cfg) / "images"
+    return [np.asarray(Image.open(p)) for p in sorted(images.glob("*_fake_B_list*.png"))]
+
+
+def test_generate_picks_an_expression_or_mixes_them(root, run, tmp_path) -> None:
+    first = _generate(run, root, tmp_path / "a")
+    blink = _generate(run, root, tmp_path / "b", expression="blink")
+    smile = _generate(run, root, tmp_path / "s", expression="smile")
+    mix = _generate(run, root, tmp_path / "m", mix="smile=1,blink=1")
+    assert all(np.array_equal(a, b) for a, b in zip(first, blink, strict=True))  # the default
+    assert np.array_equal(mix[0], smile[0])  # frame 0: alpha 0 for every expression
+    assert not np.array_equal(mix[-1], smile[-1]) and not np.array_equal(mix[-1], blink[-1])
+
+
+def test_the_export_and_onnxruntime_mix_like_pytorch(root, run, tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    from affinegan.export import export
+    from affinegan.onnx_runtime import generate_onnx
+
+    export(run, run / "onnx")
+    assert json.loads((run / "onnx" / "model.json").read_text())["expressions"] == NAMES
+    kw = dict(mix="smile=1,blink=0.6@there-and-back")
+    torch_frames = _generate(run, root, tmp_path / "t", **kw)
+    cfg = GenerateConfig(
+        dataroot=str(root / "smile"),
+        name=run.name,
+        checkpoints_dir=str(run.parent),
+        results_dir=str(tmp_path / "o"),
+        num_frames=3,
+        **kw,
+    )
+    images = generate_onnx(cfg) / "images"
+    onnx_frames = [np.asarray(Image.open(p)) for p in sorted(images.glob("*_fake_B_list*.png"))]
+    for a, b in zip(torch_frames, onnx_frames, strict=True):
+        assert np.abs(a.astype(int) - b).max() <= 1
+
+
+@pytest.mark.browser
+def test_the_page_has_one_slider_per_expression(root, run, tmp_path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("onnxruntime")
+    from test_export import NODE_MODULES
+    from web_speed import CHROMIUM, launch_chromium, offline_page, open_with_photo, static_server
+
+    from affinegan.export import NPM_FILES, export
+    from affinegan.expressions import plan
+    from affinegan.onnx_runtime import OnnxGenerator, load_face
+
+    if not all((NODE_MODULES / f).is_file() for f in NPM_FILES):
+        pytest.skip("onnxruntime-web not installed: npm ci --prefix web (needs Node)")
+    page_dir = tmp_path / "page"
+    export(run, tmp_path / "onnx", web_dir=page_dir)
+    face = next((root / "smile" / "test" / "img").glob("*/0001.png"))
+    mix = plan(NAMES, "", "blink=0.4,smile=0.9", [1.0])
+    expected = OnnxGenerator.load(tmp_path / "onnx").animate(load_face(face, 64), [1.0], plan=mix)
+    with sync_api.sync_playwright() as pw, static_server(page_dir) as origin:
+        try:
+            browser = launch_chromium(pw)
+        except Exception as err:  # noqa: BLE001 - any launch failure means "no browser here"
+            pytest.skip(f"no browser: {CHROMIUM} missing and Playwright cannot launch one ({err})")
+        try:
+            page, blocked, errors = offline_page(browser, origin)
+            open_with_photo(page, origin, face)
+            assert page.evaluate("window.affinegan.expressions()") == NAMES
+            sync_api.expect(page.locator("#sliders label")).to_have_count(2)
+            rgb = page.evaluate("window.affinegan.frame([0.4, 0.9])")
+            got = np.array(rgb, int).reshape(64, 64, 3)
+            assert np.abs(got - expected[0]).max() <= 2
+            assert blocked == [] and errors == []
+        finally:
+            browser.close()
