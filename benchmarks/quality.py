@@ -66,12 +66,43 @@ def _reinit_alpha_d(nets: Any) -> Any:
     return nets
 
 
+def bench_config(
+    data: Path, name: str, out: Path, steps: int, ngf: int, seed: int, overrides: dict[str, Any]
+) -> Any:
+    """The benchmark's training run: 64 px unet_64 at width ``ngf`` for ``steps`` steps at a
+    constant learning rate, checkpoints in ``out/checkpoints/name``, no sample pages."""
+    from affinegan.config import TrainConfig
+
+    return TrainConfig(
+        dataroot=str(data),
+        name=name,
+        checkpoints_dir=str(out / "checkpoints"),
+        gpu_ids="-1",
+        netG="unet_64",
+        ngf=ngf,
+        ndf=ngf,
+        loadSize=SIZE + SIZE // 8,
+        fineSize=SIZE,
+        niter=10**6,  # the step budget ends training; the lr stays constant as in early epochs
+        niter_decay=0,
+        max_steps=steps,
+        num_threads=0,
+        print_freq=100,
+        display_freq=10**9,
+        save_latest_freq=1000,
+        save_epoch_freq=10**9,
+        no_html=True,
+        seed=seed,
+        **overrides,
+    )
+
+
 def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
     """Child process: render, train (timed in CPU seconds), evaluate; report via ``q``."""
     import torch
 
     from affinegan import train as train_mod
-    from affinegan.config import TrainConfig, apply_preset
+    from affinegan.config import apply_preset
     from affinegan.data.synthetic import render_dataset
     from affinegan.evaluate import EvalConfig, evaluate
 
@@ -81,28 +112,7 @@ def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
     if not (data / "test" / "meta").is_dir():
         render_dataset(data, expr, CLIPS, TEST_CLIPS, SIZE, a["seed"])
     name = f"{expr}{a['tag']}"
-    cfg = TrainConfig(
-        dataroot=str(data),
-        name=name,
-        checkpoints_dir=str(out / "checkpoints"),
-        gpu_ids="-1",
-        netG="unet_64",
-        ngf=a["ngf"],
-        ndf=a["ngf"],
-        loadSize=SIZE + SIZE // 8,
-        fineSize=SIZE,
-        niter=10**6,  # the step budget ends training; the lr stays constant as in early epochs
-        niter_decay=0,
-        max_steps=a["steps"],
-        num_threads=0,
-        print_freq=100,
-        display_freq=10**9,
-        save_latest_freq=1000,
-        save_epoch_freq=10**9,
-        no_html=True,
-        seed=a["seed"],
-        **a["overrides"],
-    )
+    cfg = bench_config(data, name, out, a["steps"], a["ngf"], a["seed"], a["overrides"])
     cfg = apply_preset(cfg, explicit=set(a["overrides"]) - {"preset"})
     cpu_s = wall_s = None
     if not a["eval_only"]:
