@@ -16,8 +16,8 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from . import distributed as dist
-from . import runtime
-from .config import TrainConfig, format_options, from_dict, validate
+from . import resume, runtime
+from .config import TrainConfig, format_options, validate
 from .data.dataset import ClipDataset, ResumableSampler, scan_clips
 from .data.images import megapixels
 from .errors import AffineGANError
@@ -70,63 +70,6 @@ def _check_config(cfg: TrainConfig) -> None:
         )
 
 
-def _load(net: torch.nn.Module, state_dict: dict, source: Path | str) -> None:
-    try:
-        net.load_state_dict(state_dict)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise AffineGANError(
-            f"{source}: weights do not fit this model ({first}); pass the --netG/--ngf/--ndf/"
-            "--train_imagenum/--blend/--warp/--preset it was trained with"
-        ) from None
-
-
-def _restore(
-    cfg: TrainConfig, nets: Nets, opts: Optimizers, so: StepOptions, world: dist.World
-) -> ckpt.Progress:
-    """Resume from the training state if there is one, else from (original) weight files."""
-    state = ckpt.load_state(cfg.run_dir) if cfg.epoch == "latest" else None
-    if state is not None:
-        source = cfg.run_dir / ckpt.STATE_FILE
-        for name, net in nets.items():
-            _load(net, state["nets"][name], source)
-        for name, opt in opts.items():
-            opt.load_state_dict(state["optimizers"][name])
-        if so.scaler is not None and state.get("scaler"):
-            so.scaler.load_state_dict(state["scaler"])
-        if nets.G_ema is not None:
-            if state.get("ema"):
-                _load(nets.G_ema, state["ema"], source)
-            else:
-                log.warning("note: %s holds no --ema average; it starts from G now", source)
-        if not ckpt.restore_rng(state, world.rank):
-            log.warning(
-                "note: the run was saved with fewer processes; rank %d reseeded", world.rank
-            )
-        progress = ckpt.Progress(**state["progress"])
-        log.info(
-            "resumed %s at epoch %d, step %d", cfg.run_dir, progress.epoch, progress.total_steps
-        )
-        return progress
-    for name, net in nets.items():
-        path = ckpt.weight_path(cfg.run_dir, cfg.epoch, name)
-        if name == "G" or path.is_file():
-            _load(net, ckpt.load_weights(path), path)
-        else:
-            log.warning("note: %s not found; %s starts from scratch", path, name)
-    ema_path = ckpt.weight_path(cfg.run_dir, cfg.epoch, "G_ema")
-    if nets.G_ema is not None and ema_path.is_file():
-        _load(nets.G_ema.module, ckpt.load_weights(ema_path), ema_path)
-        nets.G_ema.n_averaged.fill_(1)  # go on averaging from the saved average
-    log.info(
-        "loaded %s weights from %s; optimisers start fresh at epoch %d",
-        cfg.epoch,
-        cfg.run_dir,
-        cfg.epoch_count,
-    )
-    return ckpt.Progress(epoch=cfg.epoch_count)
-
-
 @contextmanager
 def _stop_on_sigint() -> Iterator[dict[str, bool]]:
     """First Ctrl-C asks the loop to stop after the current step; a second one aborts."""
@@ -171,54 +114,6 @@ def _step_options(cfg: TrainConfig, device: torch.device, world: dist.World) -> 
     return StepOptions(amp=amp, scaler=scaler, sync=sync)
 
 
-def _resolve_resume(cfg: TrainConfig) -> TrainConfig:
-    """With --continue_train, the run's saved options win except for how long and how to run.
-
-    Only a resume from the latest state does this; ``--epoch N`` loads those weight files and
-    starts fresh optimisers at ``--epoch_count``, as the original did.
-    """
-    state = ckpt.load_state(cfg.run_dir) if cfg.continue_train and cfg.epoch == "latest" else None
-    if state is None:
-        return cfg
-    saved = from_dict(TrainConfig, state["config"])
-    for key in RUNTIME_OPTIONS:
-        setattr(saved, key, getattr(cfg, key))
-    saved.continue_train = True
-    default = TrainConfig()
-    ignored = [
-        f"--{key} {getattr(cfg, key)} (the run has {getattr(saved, key)})"
-        for key in asdict(cfg)
-        if getattr(cfg, key) != getattr(saved, key) and getattr(cfg, key) != getattr(default, key)
-    ]
-    if ignored:
-        log.warning(
-            "note: --continue_train keeps the run's saved options; ignored: %s", ", ".join(ignored)
-        )
-    return saved
-
-
-# Options a resumed run takes from the new command line rather than from its checkpoint.
-RUNTIME_OPTIONS = (
-    "name",
-    "niter",
-    "niter_decay",
-    "max_steps",
-    "print_freq",
-    "display_freq",
-    "save_latest_freq",
-    "save_epoch_freq",
-    "num_threads",
-    "gpu_ids",
-    "dataroot",
-    "checkpoints_dir",
-    "verbose",
-    "no_html",
-    "compile",
-    "channels_last",
-    "amp",
-)
-
-
 def _quiet_worker(worker_id: int) -> None:
     """Data workers ignore Ctrl-C: the main process finishes its step, saves, and stops them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -231,7 +126,7 @@ def train(cfg: TrainConfig, build: Callable[[TrainConfig], Nets] = build_nets) -
     rank 0 alone logs and writes checkpoints. ``build`` makes the networks from the config (the
     RNG seeded); benchmarks pass a variant of ``model.build_nets`` to try another set-up.
     """
-    cfg = _resolve_resume(cfg)
+    cfg = resume.resolve_resume(cfg)
     _check_config(cfg)
     with runtime.process(cfg.gpu_ids) as rt:
         return _train(cfg, rt.device, rt.world, build)
@@ -359,7 +254,7 @@ def _setup(
     so = _step_options(cfg, device, world)
     torch.manual_seed(cfg.seed * world.size + world.rank + 1)  # each rank its own noise stream
     progress = (
-        _restore(cfg, nets, opts, so, world)
+        resume.restore(cfg, nets, opts, so, world)
         if cfg.continue_train
         else ckpt.Progress(epoch=cfg.epoch_count)
     )
