@@ -21,8 +21,8 @@ every run. The table ends with the mean over its runs and a table of the targets
 ``--set lambda_order=10`` trains with the frame-order hinge on the inferred alphas (a
 TrainConfig flag, off by default); ``--preset expressive`` with a named recipe of such flags
 (``--set`` values win over the preset's); ``--alpha_d_init pytorch`` (D_alpha with PyTorch's
-default Linear init) is a prototype patched in from outside. docs/results.md has the
-measured effect of these.
+default Linear init) is a prototype passed to ``train.train`` as its ``build`` function.
+docs/results.md has the measured effect of these.
 """
 
 from __future__ import annotations
@@ -101,10 +101,11 @@ def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
     """Child process: render, train (timed in CPU seconds), evaluate; report via ``q``."""
     import torch
 
-    from affinegan import train as train_mod
     from affinegan.config import apply_preset
     from affinegan.data.synthetic import render_dataset
     from affinegan.evaluate import EvalConfig, evaluate
+    from affinegan.model import build_nets
+    from affinegan.train import train
 
     torch.set_num_threads(a["threads"])
     out = Path(a["out"])
@@ -116,11 +117,10 @@ def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
     cfg = apply_preset(cfg, explicit=set(a["overrides"]) - {"preset"})
     cpu_s = wall_s = None
     if not a["eval_only"]:
-        if a["alpha_d_init"] == "pytorch":
-            build = train_mod.build_nets
-            train_mod.build_nets = lambda c: _reinit_alpha_d(build(c))
+        pytorch_init = a["alpha_d_init"] == "pytorch"
+        build = (lambda c: _reinit_alpha_d(build_nets(c))) if pytorch_init else build_nets
         t0, c0 = time.perf_counter(), time.process_time()
-        train_mod.train(cfg)
+        train(cfg, build)
         wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     ev = EvalConfig(
         dataroot=str(data),

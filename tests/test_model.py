@@ -10,16 +10,14 @@ from tiny import K, random_batch, tiny_config
 from affinegan import model
 from affinegan.config import PRESETS, TrainConfig, apply_preset, build_parser, from_args
 from affinegan.errors import AffineGANError
+from affinegan.losses import expression_region, order_hinge, region_l1
 from affinegan.model import (
     Optimizers,
     build_nets,
     build_optimizers,
     encode_batch,
-    expression_region,
     generator_forward,
     infer_alpha,
-    order_hinge,
-    region_l1,
     train_step,
 )
 

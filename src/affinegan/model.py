@@ -1,6 +1,8 @@
-"""AffineGAN's objective and one optimisation step.
+"""AffineGAN's networks of a run, its batched forward pass, and the schedule of one step.
 
-The method: docs/method.md, "Losses and the training step" and "Intensity inference".
+The method: docs/method.md, "Losses and the training step" and "Intensity inference". What each
+loss is lives in losses.py (pure functions of scores and images); the step below decides only
+which batches the networks run on and in which order gradients flow.
 
 Per clip: f0 = f(A; 1, 0), fr = f(A; 0, 1), fk = f(B_k; 1, 0) and
 ``alpha_k = |<fk - f0, fr>| / (||fr|| + 1e-6)``; fake_k = G(A; 1, alpha_k), rec_k = G(B_k; 1, 0).
@@ -17,12 +19,12 @@ from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from . import losses
 from .config import ModelOptions, TrainConfig
-from .metrics import region_margin
+from .losses import gan_loss as gan_loss  # re-exported: benchmarks/reference.py
 from .networks import (
     AlphaDiscriminator,
     Encoding,
@@ -134,49 +136,6 @@ def infer_alpha(f0: torch.Tensor, fr: torch.Tensor, fk: torch.Tensor) -> torch.T
     return ((fk - f0) * fr).sum(-1).abs() / (fr.flatten(1).norm(dim=1, keepdim=True) + 1e-6)
 
 
-def order_hinge(alpha: torch.Tensor, index: torch.Tensor, margin: float) -> torch.Tensor:
-    """Mean over target pairs of a clip with frame_j < frame_k of relu(alpha_j - alpha_k + margin).
-
-    Not in the original (``--lambda_order``, default off): every training clip runs from neutral
-    to peak, so a later frame should not get a smaller intensity; the original's losses leave
-    the order of the alphas unconstrained. alpha, index: (N, K); pairs of equal frames skipped.
-    """
-    later = (index[:, None, :] > index[:, :, None]).to(alpha.dtype)  # [n, j, k]: k after j
-    gap = alpha[:, :, None] - alpha[:, None, :] + margin
-    return (torch.relu(gap) * later).sum() / later.sum().clamp(min=1)
-
-
-def expression_region(real: torch.Tensor, cond: torch.Tensor, threshold: float) -> torch.Tensor:
-    """(M, 1, H, W) float mask of where the expression is: the pixels where a target leaves the
-    range of its input's values within m pixels by more than ``threshold`` grey levels in some
-    channel, grown by m pixels (m = ``metrics.region_margin``: 1 at 64 px). A head that moved by
-    up to m pixels only shifts contours, which stays inside that range, so the loss is not spent
-    on motion no model can predict (the rule of ``metrics.expression_region``)."""
-    m = region_margin(real.shape[-1])
-    hi = F.max_pool2d(cond, 2 * m + 1, 1, m)
-    lo = -F.max_pool2d(-cond, 2 * m + 1, 1, m)
-    change = (torch.relu(lo - real) + torch.relu(real - hi)).amax(1, keepdim=True)
-    return F.max_pool2d((change > threshold * 2.0 / 255.0).to(real.dtype), 2 * m + 1, 1, m)
-
-
-def region_l1(fake: torch.Tensor, real: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error over the region's pixels only, so a small mouth counts as much as a
-    large one (``--lambda_region``; not in the original)."""
-    err = (fake - real).abs() * region
-    return err.sum() / (region.sum() * fake.shape[1]).clamp(min=1.0)
-
-
-def gan_loss(pred: torch.Tensor, real: bool, lsgan: bool) -> torch.Tensor:
-    """BCE on sigmoid outputs (original default) or least squares, against all-real/all-fake.
-
-    Always in float32 outside autocast (BCE on half-precision probabilities is unsafe).
-    """
-    with torch.autocast(pred.device.type, enabled=False):
-        pred = pred.float() if pred.dtype in (torch.float16, torch.bfloat16) else pred
-        target = torch.ones_like(pred) if real else torch.zeros_like(pred)
-        return F.mse_loss(pred, target) if lsgan else F.binary_cross_entropy(pred, target)
-
-
 @dataclass
 class StepOptions:
     """How a step runs, not what it computes: mixed precision and multi-process gradient sync."""
@@ -277,12 +236,111 @@ def generator_forward(
     return Forward(enc.alpha, decode_fakes(G, enc.enc_a, enc.alpha), decode_recs(G, enc.enc_b))
 
 
+# The step's schedule: which batches the networks run on and in which order gradients flow
+# (for memory and speed). What each loss is lives in losses.py; nothing below changes the math.
+
+
 def set_requires_grad(net: nn.Module | None, flag: bool) -> None:
     if net is not None:
         net.requires_grad_(flag)
 
 
-def _d_step(
+def pair_scores(
+    D: nn.Module,
+    cond: torch.Tensor,
+    images: tuple[torch.Tensor, ...],
+    so: StepOptions,
+    head: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A pair discriminator (D, D_patch) on (cond, image) for each of ``images``, as one batch;
+    ``head``: each pair's expression, whose output map judges it (multi-expression)."""
+    pairs = [torch.cat([cond, image], 1) for image in images]
+    heads = None if head is None else torch.cat([head] * len(images))
+    with so.autocast(cond.device):
+        return D(torch.cat(pairs) if len(pairs) > 1 else pairs[0], heads)
+
+
+def alpha_scores(
+    D_alpha: nn.Module, alphas: tuple[torch.Tensor, ...], so: StepOptions
+) -> list[torch.Tensor]:
+    """D_alpha on each of ``alphas`` (N, K): a call each, under one autocast, so that under
+    ``--amp`` they share one cast of the weights (and its gradient's rounding), as originally."""
+    with so.autocast(alphas[0].device):
+        return [D_alpha(alpha) for alpha in alphas]
+
+
+@dataclass
+class StepBatch:
+    """The batch as the discriminators and losses see it, one row per target (N*K, C, H, W):
+    its clip's neutral face (the condition), the real target and the fake; ``patch``: the same
+    three masked to the mouth (None without ``D_patch``); the targets' frame numbers and places
+    in their clips, (N, K), for the order and position losses."""
+
+    cond: torch.Tensor
+    real: torch.Tensor
+    fake: torch.Tensor
+    patch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+    index: torch.Tensor | None
+    position: torch.Tensor | None
+    head: torch.Tensor | None = None  # each row's expression (multi-expression), (N*K,)
+
+
+def step_batch(batch: dict, fake: torch.Tensor, masked: bool, multi: bool = False) -> StepBatch:
+    """Everything but the encoders' input is read from the batch here, once."""
+    A, B = batch["A"], batch["B"]
+    k = B.shape[1]
+    real, cond = B.flatten(0, 1), repeat_each(A, k)
+    patch = None
+    if masked:
+        mask_b = batch["mask_B"].flatten(0, 1)
+        patch = (cond * repeat_each(batch["mask_A"], k), fake * mask_b, real * mask_b)
+    head = repeat_each(batch["expression"], k) if multi else None
+    return StepBatch(cond, real, fake, patch, batch.get("B_index"), batch.get("B_position"), head)
+
+
+@dataclass
+class Decoded:
+    """The generator's pass of a step. Decoded jointly, ``rec`` is there and ``leaves`` None;
+    one after the other, the decoders ran on ``leaves`` (detached copies of the encodings) and
+    ``rec`` is decoded later, after the fakes' backward has freed their graph."""
+
+    enc: Encoded
+    fake: torch.Tensor
+    rec: torch.Tensor | None
+    leaves: tuple[Encoding, Encoding] | None
+
+
+def decode_for_step(G: Generator, batch: dict, joint: bool, so: StepOptions) -> Decoded:
+    """Encode the batch and decode the fakes (with the reconstructions when ``joint``)."""
+    expression = batch["expression"] if G.expressions > 1 else None
+    with so.autocast(batch["A"].device):
+        enc = encode_batch(G, batch["A"], batch["B"], expression)
+        if joint:
+            return Decoded(enc, *decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, enc.alpha), None)
+        leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
+        leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_(t.requires_grad))
+        return Decoded(enc, decode_fakes(G, leaf_a, enc.alpha), None, (leaf_a, leaf_b))
+
+
+def update(net: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, so: StepOptions) -> None:
+    """Backward of ``loss`` into ``net`` alone and one optimiser step."""
+    opt.zero_grad(set_to_none=True)
+    so.scale(loss).backward()
+    so.step(net, opt)
+
+
+def d_alpha_step(
+    nets: Nets, opts: Optimizers, alpha: torch.Tensor, cfg: TrainConfig, so: StepOptions
+) -> torch.Tensor:
+    """Step 1: D_alpha on the inferred intensities (fake) against U[0, 1) draws (real)."""
+    u = torch.rand(alpha.shape, device=alpha.device, dtype=alpha.dtype)
+    pred_fake, pred_real = alpha_scores(nets.D_alpha, (alpha.detach(), u), so)
+    loss = losses.d_alpha_loss(pred_fake, pred_real, cfg)
+    update(nets.D_alpha, opts.D_alpha, loss, so)
+    return loss.detach()
+
+
+def d_step(
     D: nn.Module,
     opt: torch.optim.Optimizer,
     pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
@@ -290,143 +348,117 @@ def _d_step(
     so: StepOptions,
     head: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One PatchGAN update on real and (detached) fake pairs (cond, fake, real), one batch;
-    ``head``: each pair's expression (multi-expression), for both halves."""
+    """Steps 2 and 3: one PatchGAN update on (detached) fake and real pairs (cond, fake, real)."""
     cond, fake, real = pairs
-    heads = None if head is None else torch.cat([head, head])
-    with so.autocast(cond.device):
-        x = torch.cat([torch.cat([cond, fake.detach()], 1), torch.cat([cond, real], 1)])
-        pred = D(x, heads)
-    pred_fake, pred_real = pred.chunk(2)
-    loss_fake, loss_real = gan_loss(pred_fake, False, lsgan), gan_loss(pred_real, True, lsgan)
-    opt.zero_grad(set_to_none=True)
-    so.scale((loss_fake + loss_real) * 0.5).backward()
-    so.step(D, opt)
+    pred_fake, pred_real = pair_scores(D, cond, (fake.detach(), real), so, head).chunk(2)
+    loss_fake, loss_real = losses.d_pair_losses(pred_fake, pred_real, lsgan)
+    update(D, opt, (loss_fake + loss_real) * 0.5, so)
     return loss_fake.detach(), loss_real.detach()
+
+
+def d_steps(
+    nets: Nets, opts: Optimizers, sb: StepBatch, lsgan: bool, so: StepOptions
+) -> dict[str, torch.Tensor]:
+    """Steps 2 and 3: D on the pairs, then D_patch on the masked pairs; their losses, named."""
+    out: dict[str, torch.Tensor] = {}
+    pairs = (sb.cond, sb.fake, sb.real)
+    out["D_fake"], out["D_real"] = d_step(nets.D, opts.D, pairs, lsgan, so, sb.head)
+    out["D"] = (out["D_fake"] + out["D_real"]) * 0.5
+    if nets.D_patch is not None:
+        assert opts.D_patch is not None and sb.patch is not None
+        fl, rl = d_step(nets.D_patch, opts.D_patch, sb.patch, lsgan, so, sb.head)
+        out["D_fake_patch"], out["D_real_patch"], out["D_patch"] = fl, rl, (fl + rl) * 0.5
+    return out
+
+
+def backward_g(
+    G: Generator,
+    dec: Decoded,
+    loss_fake: torch.Tensor,
+    loss_alpha: torch.Tensor,
+    real: torch.Tensor,
+    cfg: TrainConfig,
+    so: StepOptions,
+) -> torch.Tensor:
+    """Back-propagate G's loss (fakes + reconstructions + intensities); returns the
+    reconstruction term. Jointly decoded: one backward. Otherwise the fakes' graph is freed by
+    its own backward before the reconstructions are decoded, and the encoders receive the
+    summed gradient of the leaves once at the end: the same sums the original formed."""
+    if dec.leaves is None:
+        assert dec.rec is not None
+        loss_rec = losses.g_rec_loss(dec.rec, real, cfg)
+        so.scale(loss_fake + loss_rec + loss_alpha).backward()
+        return loss_rec
+    so.scale(loss_fake).backward()
+    leaf_a, leaf_b = dec.leaves
+    with so.autocast(real.device):
+        rec = decode_recs(G, leaf_b)
+    loss_rec = losses.g_rec_loss(rec, real, cfg)
+    so.scale(loss_rec).backward()
+    grads = [
+        (t, leaf.grad)
+        for t, leaf in zip(
+            dec.enc.enc_a.tensors() + dec.enc.enc_b.tensors(),
+            leaf_a.tensors() + leaf_b.tensors(),
+            strict=True,
+        )
+        if leaf.grad is not None
+    ]
+    roots = [so.scale(loss_alpha)] + [t for t, _ in grads]
+    torch.autograd.backward(roots, [None] + [g for _, g in grads])
+    return loss_rec
+
+
+# G's terms that every step reports, in the order the loss line has listed them since the
+# original; the optional ones (region, patch, order, position) come before G's total.
+G_TERMS = ("G_GAN_D1", "G_L1", "img_recons", "G_GAN_D_alpha")
+
+
+def g_step(
+    nets: Nets, opts: Optimizers, dec: Decoded, sb: StepBatch, cfg: TrainConfig, so: StepOptions
+) -> dict[str, torch.Tensor]:
+    """Step 4: G against the just-updated, frozen discriminators; its losses, named."""
+    frozen = (nets.D, nets.D_alpha, nets.D_patch)
+    for net in frozen:
+        set_requires_grad(net, False)
+    opts.G.zero_grad(set_to_none=True)
+    pred = pair_scores(nets.D, sb.cond, (sb.fake,), so, sb.head)
+    pred_patch = None
+    if nets.D_patch is not None:
+        assert sb.patch is not None
+        pred_patch = pair_scores(nets.D_patch, sb.patch[0], (sb.patch[1],), so, sb.head)
+    fake_terms = losses.g_fake_terms(pred, pred_patch, sb.fake, sb.real, sb.cond, cfg)
+    alpha = dec.enc.alpha
+    (pred_alpha,) = alpha_scores(nets.D_alpha, (alpha,), so)
+    loss_alpha, alpha_terms = losses.g_alpha_loss(pred_alpha, alpha, cfg, sb.index, sb.position)
+    loss_fake = losses.total(fake_terms)
+    loss_rec = backward_g(nets.G, dec, loss_fake, loss_alpha, sb.real, cfg, so)
+    so.step(nets.G, opts.G)
+    if nets.G_ema is not None:
+        nets.G_ema.update_parameters(nets.G)
+    for net in frozen:
+        set_requires_grad(net, True)
+    if so.scaler is not None:
+        so.scaler.update()
+    named = {**fake_terms, "img_recons": loss_rec, **alpha_terms}
+    out = {k: v for k, v in named.items() if k not in G_TERMS}
+    out["G"] = loss_fake + loss_rec + loss_alpha
+    out.update({k: named[k] for k in G_TERMS}, alpha_mean=alpha.detach().mean())
+    return {k: v.detach() for k, v in out.items()}
 
 
 def train_step(
     nets: Nets, opts: Optimizers, batch: dict, cfg: TrainConfig, so: StepOptions | None = None
 ) -> dict[str, torch.Tensor]:
-    """One iteration in the original's order: D_alpha, D, D_patch, then G.
-
-    Memory: above ``JOINT_DECODE_MAX`` the decoders run on detached copies of the encodings,
-    so each decoder's graph is freed by its own backward (fakes, then reconstructions) and the
-    encoders receive the summed gradient once at the end; at or below it, one graph and one
-    backward. Either way the gradients are the same sums the original formed.
-    Returns detached losses (no host sync here; read them only when printing).
+    """One iteration in the original's order: D_alpha, D, D_patch, then G (docs/method.md,
+    "Losses and the training step"). Above ``JOINT_DECODE_MAX`` fakes and reconstructions are
+    decoded one after the other (see ``backward_g``); either way the gradients are the sums the
+    original formed. Returns detached losses (no host sync here; read them only when printing).
     """
     so = so or StepOptions()
-    G, A, B, lsgan = nets.G, batch["A"], batch["B"], cfg.lsgan
-    n, k = B.shape[:2]
-    joint = decode_jointly(B, cfg)
-    expression = batch["expression"] if G.expressions > 1 else None
-    head = None if expression is None else repeat_each(expression, k)  # per (A, B_k) pair
-    with so.autocast(A.device):
-        enc = encode_batch(G, A, B, expression)
-        if joint:
-            fake, rec = decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, enc.alpha)
-        else:
-            leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
-            leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_(t.requires_grad))
-            fake = decode_fakes(G, leaf_a, enc.alpha)
-    real, cond = B.flatten(0, 1), repeat_each(A, k)
-    losses: dict[str, torch.Tensor] = {}
-
-    # 1. D_alpha: inferred intensities (fake) vs U[0, 1) (real).
-    alpha = enc.alpha
-    u = torch.rand(alpha.shape, device=A.device, dtype=alpha.dtype)
-    with so.autocast(A.device):
-        pred_fake, pred_real = nets.D_alpha(alpha.detach()), nets.D_alpha(u)
-    opts.D_alpha.zero_grad(set_to_none=True)
-    loss_da = (gan_loss(pred_fake, False, lsgan) + gan_loss(pred_real, True, lsgan)) * 0.5
-    loss_da = loss_da * cfg.lambda_A
-    so.scale(loss_da).backward()
-    so.step(nets.D_alpha, opts.D_alpha)
-    losses["D_alpha"] = loss_da.detach()
-
-    # 2. D on (A, B) pairs; 3. D_patch on the same pairs masked to the mouth.
-    losses["D_fake"], losses["D_real"] = _d_step(
-        nets.D, opts.D, (cond, fake, real), lsgan, so, head
-    )
-    losses["D"] = (losses["D_fake"] + losses["D_real"]) * 0.5
-    if nets.D_patch is not None:
-        assert opts.D_patch is not None
-        mask_b = batch["mask_B"].flatten(0, 1)
-        patch = (cond * repeat_each(batch["mask_A"], k), fake * mask_b, real * mask_b)
-        fl, rl = _d_step(nets.D_patch, opts.D_patch, patch, lsgan, so, head)
-        losses["D_fake_patch"], losses["D_real_patch"], losses["D_patch"] = fl, rl, (fl + rl) * 0.5
-
-    # 4. G against the just-updated, frozen discriminators; one backward pass, or (decoded one
-    # after the other) several whose gradients add up to that of the original's single loss.
-    frozen = (nets.D, nets.D_alpha, nets.D_patch)
-    for net in frozen:
-        set_requires_grad(net, False)
-    opts.G.zero_grad(set_to_none=True)
-    with so.autocast(A.device):
-        pred = nets.D(torch.cat([cond, fake], 1), head)
-        pred_patch = None
-        if nets.D_patch is not None:
-            pred_patch = nets.D_patch(torch.cat([patch[0], patch[1]], 1), head)
-    g_gan = gan_loss(pred, True, lsgan)
-    g_l1 = F.l1_loss(fake.to(real.dtype), real) * cfg.lambda_L1
-    loss_fake = g_gan + g_l1
-    if cfg.lambda_region > 0:
-        region = expression_region(real, cond, cfg.region_threshold)
-        g_region = region_l1(fake.to(real.dtype), real, region) * cfg.lambda_region
-        losses["G_region"] = g_region.detach()
-        loss_fake = loss_fake + g_region
-    if pred_patch is not None:
-        g_patch = gan_loss(pred_patch, True, lsgan)
-        loss_fake = loss_fake + g_patch
-        losses["G_GAN_patch"] = g_patch.detach()
-    with so.autocast(A.device):
-        pred_alpha = nets.D_alpha(enc.alpha)
-    g_alpha = gan_loss(pred_alpha, True, lsgan) * cfg.lambda_A
-    loss_alpha = g_alpha / k
-    a32 = enc.alpha.to(torch.promote_types(enc.alpha.dtype, torch.float32))
-    if cfg.lambda_order > 0:
-        g_order = order_hinge(a32, batch["B_index"], cfg.order_margin)
-        losses["G_order"] = (g_order * cfg.lambda_order).detach()
-        loss_alpha = loss_alpha + g_order * cfg.lambda_order
-    if cfg.lambda_position > 0:
-        g_position = F.l1_loss(a32, batch["B_position"].to(a32.dtype)) * cfg.lambda_position
-        losses["G_position"] = g_position.detach()
-        loss_alpha = loss_alpha + g_position
-    if joint:
-        g_rec = F.l1_loss(rec.to(real.dtype), real) * cfg.lambda_rec
-        so.scale(loss_fake + g_rec + loss_alpha).backward()
-    else:  # free the fakes' graph before decoding the reconstructions
-        so.scale(loss_fake).backward()
-        with so.autocast(A.device):
-            rec = decode_recs(G, leaf_b)
-        g_rec = F.l1_loss(rec.to(real.dtype), real) * cfg.lambda_rec
-        so.scale(g_rec).backward()
-        pairs = [
-            (t, leaf.grad)
-            for t, leaf in zip(
-                enc.enc_a.tensors() + enc.enc_b.tensors(),
-                leaf_a.tensors() + leaf_b.tensors(),
-                strict=True,
-            )
-            if leaf.grad is not None
-        ]
-        roots = [so.scale(loss_alpha)] + [t for t, _ in pairs]
-        torch.autograd.backward(roots, [None] + [g for _, g in pairs])
-    so.step(G, opts.G)
-    if nets.G_ema is not None:
-        nets.G_ema.update_parameters(G)
-    for net in frozen:
-        set_requires_grad(net, True)
-    if so.scaler is not None:
-        so.scaler.update()
-
-    losses.update(
-        G=(loss_fake + g_rec + loss_alpha).detach(),
-        G_GAN_D1=g_gan.detach(),
-        G_L1=g_l1.detach(),
-        img_recons=g_rec.detach(),
-        G_GAN_D_alpha=g_alpha.detach(),
-        alpha_mean=alpha.detach().mean(),
-    )
-    return losses
+    dec = decode_for_step(nets.G, batch, decode_jointly(batch["B"], cfg), so)
+    sb = step_batch(batch, dec.fake, nets.D_patch is not None, nets.G.expressions > 1)
+    out = {"D_alpha": d_alpha_step(nets, opts, dec.enc.alpha, cfg, so)}
+    out.update(d_steps(nets, opts, sb, cfg.lsgan, so))
+    out.update(g_step(nets, opts, dec, sb, cfg, so))
+    return out

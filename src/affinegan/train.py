@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -16,8 +16,8 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from . import distributed as dist
-from . import runtime
-from .config import TrainConfig, format_options, from_dict, validate
+from . import resume, runtime
+from .config import TrainConfig, format_options, validate
 from .data.dataset import ClipDataset, ResumableSampler, scan_expressions
 from .data.images import megapixels
 from .errors import AffineGANError
@@ -70,63 +70,6 @@ def _check_config(cfg: TrainConfig) -> None:
         )
 
 
-def _load(net: torch.nn.Module, state_dict: dict, source: Path | str) -> None:
-    try:
-        net.load_state_dict(state_dict)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise AffineGANError(
-            f"{source}: weights do not fit this model ({first}); pass the --netG/--ngf/--ndf/"
-            "--train_imagenum/--blend/--warp/--preset it was trained with"
-        ) from None
-
-
-def _restore(
-    cfg: TrainConfig, nets: Nets, opts: Optimizers, so: StepOptions, world: dist.World
-) -> ckpt.Progress:
-    """Resume from the training state if there is one, else from (original) weight files."""
-    state = ckpt.load_state(cfg.run_dir) if cfg.epoch == "latest" else None
-    if state is not None:
-        source = cfg.run_dir / ckpt.STATE_FILE
-        for name, net in nets.items():
-            _load(net, state["nets"][name], source)
-        for name, opt in opts.items():
-            opt.load_state_dict(state["optimizers"][name])
-        if so.scaler is not None and state.get("scaler"):
-            so.scaler.load_state_dict(state["scaler"])
-        if nets.G_ema is not None:
-            if state.get("ema"):
-                _load(nets.G_ema, state["ema"], source)
-            else:
-                log.warning("note: %s holds no --ema average; it starts from G now", source)
-        if not ckpt.restore_rng(state, world.rank):
-            log.warning(
-                "note: the run was saved with fewer processes; rank %d reseeded", world.rank
-            )
-        progress = ckpt.Progress(**state["progress"])
-        log.info(
-            "resumed %s at epoch %d, step %d", cfg.run_dir, progress.epoch, progress.total_steps
-        )
-        return progress
-    for name, net in nets.items():
-        path = ckpt.weight_path(cfg.run_dir, cfg.epoch, name)
-        if name == "G" or path.is_file():
-            _load(net, ckpt.load_weights(path), path)
-        else:
-            log.warning("note: %s not found; %s starts from scratch", path, name)
-    ema_path = ckpt.weight_path(cfg.run_dir, cfg.epoch, "G_ema")
-    if nets.G_ema is not None and ema_path.is_file():
-        _load(nets.G_ema.module, ckpt.load_weights(ema_path), ema_path)
-        nets.G_ema.n_averaged.fill_(1)  # go on averaging from the saved average
-    log.info(
-        "loaded %s weights from %s; optimisers start fresh at epoch %d",
-        cfg.epoch,
-        cfg.run_dir,
-        cfg.epoch_count,
-    )
-    return ckpt.Progress(epoch=cfg.epoch_count)
-
-
 @contextmanager
 def _stop_on_sigint() -> Iterator[dict[str, bool]]:
     """First Ctrl-C asks the loop to stop after the current step; a second one aborts."""
@@ -171,72 +114,85 @@ def _step_options(cfg: TrainConfig, device: torch.device, world: dist.World) -> 
     return StepOptions(amp=amp, scaler=scaler, sync=sync)
 
 
-def _resolve_resume(cfg: TrainConfig) -> TrainConfig:
-    """With --continue_train, the run's saved options win except for how long and how to run.
-
-    Only a resume from the latest state does this; ``--epoch N`` loads those weight files and
-    starts fresh optimisers at ``--epoch_count``, as the original did.
-    """
-    state = ckpt.load_state(cfg.run_dir) if cfg.continue_train and cfg.epoch == "latest" else None
-    if state is None:
-        return cfg
-    saved = from_dict(TrainConfig, state["config"])
-    for key in RUNTIME_OPTIONS:
-        setattr(saved, key, getattr(cfg, key))
-    saved.continue_train = True
-    default = TrainConfig()
-    ignored = [
-        f"--{key} {getattr(cfg, key)} (the run has {getattr(saved, key)})"
-        for key in asdict(cfg)
-        if getattr(cfg, key) != getattr(saved, key) and getattr(cfg, key) != getattr(default, key)
-    ]
-    if ignored:
-        log.warning(
-            "note: --continue_train keeps the run's saved options; ignored: %s", ", ".join(ignored)
-        )
-    return saved
-
-
-# Options a resumed run takes from the new command line rather than from its checkpoint.
-RUNTIME_OPTIONS = (
-    "name",
-    "niter",
-    "niter_decay",
-    "max_steps",
-    "print_freq",
-    "display_freq",
-    "save_latest_freq",
-    "save_epoch_freq",
-    "num_threads",
-    "gpu_ids",
-    "dataroot",
-    "checkpoints_dir",
-    "verbose",
-    "no_html",
-    "compile",
-    "channels_last",
-    "amp",
-)
-
-
 def _quiet_worker(worker_id: int) -> None:
     """Data workers ignore Ctrl-C: the main process finishes its step, saves, and stops them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def train(cfg: TrainConfig) -> Path:
+def train(cfg: TrainConfig, build: Callable[[TrainConfig], Nets] = build_nets) -> Path:
     """Train (or resume) the run ``cfg.run_dir``; returns the run folder.
 
     Under ``torchrun`` every rank trains on its share of the clips and averages gradients;
-    rank 0 alone logs and writes checkpoints.
+    rank 0 alone logs and writes checkpoints. ``build`` makes the networks from the config (the
+    RNG seeded); benchmarks pass a variant of ``model.build_nets`` to try another set-up.
     """
-    cfg = _resolve_resume(cfg)
+    cfg = resume.resolve_resume(cfg)
     _check_config(cfg)
     with runtime.process(cfg.gpu_ids) as rt:
-        return _train(cfg, rt.device, rt.world)
+        return _train(cfg, rt.device, rt.world, build)
 
 
-def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
+@dataclass
+class Data:
+    """The clips and the order this rank reads them in; ``steps_per_epoch`` counts a whole
+    epoch's batches (the sampler's length shrinks while a resumed epoch is under way)."""
+
+    dataset: ClipDataset
+    sampler: ResumableSampler
+    loader: DataLoader
+    steps_per_epoch: int
+    expressions: list[str]  # of a multi-expression root, in index order; [] for one
+
+
+@dataclass
+class Run:
+    """What the loop carries from step to step: the networks, where the run stands, its log."""
+
+    cfg: TrainConfig
+    device: torch.device
+    world: dist.World
+    nets: Nets
+    opts: Optimizers
+    so: StepOptions
+    progress: ckpt.Progress
+    saved_at: int  # the step of the last checkpoint, so the end saves only what is new
+    logger: RunLogger | None = None
+
+    def finished(self) -> bool:
+        """Whether ``--max_steps`` is spent."""
+        return bool(self.cfg.max_steps) and self.progress.total_steps >= self.cfg.max_steps
+
+
+def _train(
+    cfg: TrainConfig, device: torch.device, world: dist.World, build: Callable[[TrainConfig], Nets]
+) -> Path:
+    """Set up, then train epoch by epoch until the schedule, ``--max_steps`` or Ctrl-C ends."""
+    data = _data(cfg, device, world)
+    cfg = replace(cfg, expressions=",".join(data.expressions))  # stored with the run
+    run = _setup(cfg, device, world, build)
+    run.logger = _open_log(run, len(data.dataset))
+    stop = False
+    with _stop_on_sigint() as sigint:
+        while run.progress.epoch <= cfg.last_epoch and not (stop or run.finished()):
+            stop = _train_epoch(run, data, sigint)
+    if run.saved_at != run.progress.total_steps:
+        _save(run)
+    _check_ranks_agree(world, run.nets)
+    if run.logger is not None:
+        run.logger.close()
+    if stop:
+        log.warning(
+            "interrupted: saved %s at epoch %d, step %d; resume with --continue_train",
+            cfg.run_dir,
+            run.progress.epoch,
+            run.progress.total_steps,
+        )
+        raise KeyboardInterrupt
+    return cfg.run_dir
+
+
+def _data(cfg: TrainConfig, device: torch.device, world: dist.World) -> Data:
+    """The training clips, checked, and a loader over this rank's share of them."""
     names, clips = scan_expressions(
         Path(cfg.dataroot),
         cfg.phase,
@@ -246,7 +202,6 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
         max_clips=cfg.max_dataset_size or None,
         max_pixels=megapixels(cfg.max_megapixels),
     )
-    cfg = replace(cfg, expressions=",".join(names))  # stored with the run, in index order
     dataset = ClipDataset(
         clips,
         cfg.loadSize,
@@ -266,47 +221,6 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
             per_rank,
             per_rank,
         )
-    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    nets = build_nets(cfg)
-    for _, net in nets.items():
-        net.to(device).train()
-        if cfg.channels_last:
-            net.to(memory_format=torch.channels_last)
-    if cfg.ema > 0:
-        nets.G_ema = build_ema(nets.G, cfg.ema)
-    opts = build_optimizers(nets, cfg)
-    so = _step_options(cfg, device, world)
-    torch.manual_seed(cfg.seed * world.size + world.rank + 1)  # each rank its own noise stream
-    progress = (
-        _restore(cfg, nets, opts, so, world)
-        if cfg.continue_train
-        else ckpt.Progress(epoch=cfg.epoch_count)
-    )
-    dist.broadcast_modules(world, [net for _, net in nets.items()])
-    if cfg.compile:
-        for _, net in nets.items():
-            net.forward = torch.compile(net.forward)
-        for name in ("encode", "encode_pair", "decode_parts"):  # what train_step calls
-            setattr(nets.G, name, torch.compile(getattr(nets.G, name)))
-
-    run_dir = cfg.run_dir
-    logger = None
-    if world.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.remove_stale_temps(run_dir)
-        ckpt.atomic_text(format_options(cfg, TrainConfig()), run_dir / "opt.txt")
-        ckpt.write_config(run_dir, asdict(cfg))
-        logger = RunLogger(run_dir, html=not cfg.no_html, resume_step=progress.total_steps)
-        logger.text(f"================ Training ({time.strftime('%c')}) ================")
-        log.info(
-            "%d clips from %s; run folder %s; device %s; %d process(es)",
-            len(clips),
-            cfg.dataroot,
-            run_dir,
-            device,
-            world.size,
-        )
-
     sampler = ResumableSampler(
         len(dataset),
         seed=cfg.seed,
@@ -324,95 +238,158 @@ def _train(cfg: TrainConfig, device: torch.device, world: dist.World) -> Path:
         generator=torch.Generator(),  # keep the global RNG (noise, dropout) untouched
         worker_init_fn=_quiet_worker,
     )
+    return Data(dataset, sampler, loader, len(loader), names)
 
-    saved_at = progress.total_steps
 
-    def save(label: str | None = None) -> None:
-        nonlocal saved_at
-        rng = dist.gather_objects(world, ckpt.rng_state())
-        if world.main:
-            # the average first: a reader that dates the weights by G's file never pairs a new
-            # G with an old average
-            ema = [("G_ema", nets.G_ema.module)] if nets.G_ema is not None else []
-            weights = ema + nets.items()
-            ckpt.save_weights(run_dir, "latest", weights)
-            if label is not None:
-                ckpt.save_weights(run_dir, label, weights)
-            extra = {"scaler": so.scaler.state_dict()} if so.scaler is not None else {}
-            if nets.G_ema is not None:
-                extra["ema"] = nets.G_ema.state_dict()
-            ckpt.save_state(run_dir, nets.items(), opts.items(), progress, asdict(cfg), rng, extra)
-        dist.barrier(world)
-        saved_at = progress.total_steps
+def _setup(
+    cfg: TrainConfig, device: torch.device, world: dist.World, build: Callable[[TrainConfig], Nets]
+) -> Run:
+    """Networks, optimisers and progress: fresh, or restored to where the run stopped."""
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    nets = build(cfg)
+    for _, net in nets.items():
+        net.to(device).train()
+        if cfg.channels_last:
+            net.to(memory_format=torch.channels_last)
+    if cfg.ema > 0:
+        nets.G_ema = build_ema(nets.G, cfg.ema)
+    opts = build_optimizers(nets, cfg)
+    so = _step_options(cfg, device, world)
+    torch.manual_seed(cfg.seed * world.size + world.rank + 1)  # each rank its own noise stream
+    progress = (
+        resume.restore(cfg, nets, opts, so, world)
+        if cfg.continue_train
+        else ckpt.Progress(epoch=cfg.epoch_count)
+    )
+    dist.broadcast_modules(world, [net for _, net in nets.items()])
+    if cfg.compile:
+        for _, net in nets.items():
+            net.forward = torch.compile(net.forward)
+        for name in ("encode", "encode_pair", "decode_parts"):  # what train_step calls
+            setattr(nets.G, name, torch.compile(getattr(nets.G, name)))
+    return Run(cfg, device, world, nets, opts, so, progress, saved_at=progress.total_steps)
 
-    def finished() -> bool:
-        return bool(cfg.max_steps) and progress.total_steps >= cfg.max_steps
 
-    steps_per_epoch = len(loader)
+def _open_log(run: Run, n_clips: int) -> RunLogger | None:
+    """On rank 0: the run folder, its options files and the loss log; other ranks log nothing."""
+    cfg = run.cfg
+    if not run.world.main:
+        return None
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.remove_stale_temps(cfg.run_dir)
+    ckpt.atomic_text(format_options(cfg, TrainConfig()), cfg.run_dir / "opt.txt")
+    ckpt.write_config(cfg.run_dir, asdict(cfg))
+    logger = RunLogger(cfg.run_dir, html=not cfg.no_html, resume_step=run.progress.total_steps)
+    logger.text(f"================ Training ({time.strftime('%c')}) ================")
+    log.info(
+        "%d clips from %s; run folder %s; device %s; %d process(es)",
+        n_clips,
+        cfg.dataroot,
+        cfg.run_dir,
+        run.device,
+        run.world.size,
+    )
+    return logger
+
+
+def _train_epoch(run: Run, data: Data, sigint: dict[str, bool]) -> bool:
+    """Train the rest of the current epoch (all of it unless resumed mid-epoch, or stopped);
+    returns whether Ctrl-C asked to stop."""
+    cfg, progress = run.cfg, run.progress
+    lr = cfg.lr * lr_factor(progress.epoch, cfg)
+    for _, opt in run.opts.items():
+        for group in opt.param_groups:
+            group["lr"] = lr
+    data.dataset.set_epoch(progress.epoch)
+    data.sampler.set_epoch(progress.epoch, start=progress.epoch_iter * cfg.batch_size)
+    bar = tqdm(
+        total=data.steps_per_epoch,
+        initial=progress.epoch_iter,
+        leave=False,
+        desc=f"epoch {progress.epoch}/{cfg.last_epoch}",
+        dynamic_ncols=True,
+        disable=None if run.world.main else True,
+    )
     stop = False
-    with _stop_on_sigint() as sigint:
-        while progress.epoch <= cfg.last_epoch and not (stop or finished()):
-            factor = lr_factor(progress.epoch, cfg)
-            for _, opt in opts.items():
-                for group in opt.param_groups:
-                    group["lr"] = cfg.lr * factor
-            dataset.set_epoch(progress.epoch)
-            sampler.set_epoch(progress.epoch, start=progress.epoch_iter * cfg.batch_size)
-            bar = tqdm(
-                total=steps_per_epoch,
-                initial=progress.epoch_iter,
-                leave=False,
-                desc=f"epoch {progress.epoch}/{cfg.last_epoch}",
-                dynamic_ncols=True,
-                disable=None if world.main else True,
-            )
-            t_data = time.perf_counter()
-            for batch in loader:
-                t_step = time.perf_counter()
-                batch = _to_device(batch, device, cfg.channels_last)
-                losses = train_step(nets, opts, batch, cfg, so)
-                progress.epoch_iter += 1
-                progress.total_steps += 1
-                bar.update()
-                step = progress.total_steps
-                if logger is not None and step % cfg.print_freq == 0:
-                    values = {k: float(v) for k, v in losses.items()}
-                    bar.set_postfix({k: f"{values[k]:.3f}" for k in ("G", "D", "D_alpha")})
-                    line = logger.losses(
-                        progress, values, time.perf_counter() - t_step, t_step - t_data
-                    )
-                    if bar.disable:  # no terminal: print the original's loss line
-                        log.info(line)
-                if logger is not None and step % cfg.display_freq == 0:
-                    logger.samples(progress, nets.G_eval, batch)
-                if step % cfg.save_latest_freq == 0:
-                    save()
-                stop = dist.any_rank(world, sigint["stop"], device)
-                if stop or finished():
-                    break
-                t_data = time.perf_counter()
-            bar.close()
-            if progress.epoch_iter >= steps_per_epoch:  # the epoch is complete
-                done = progress.epoch
-                progress.epoch += 1
-                progress.epoch_iter = 0
-                log.info("end of epoch %d / %d, lr %.7f", done, cfg.last_epoch, cfg.lr * factor)
-                if done % cfg.save_epoch_freq == 0:
-                    save(str(done))
-    if saved_at != progress.total_steps:
-        save()
-    _check_ranks_agree(world, nets)
-    if logger is not None:
-        logger.close()
-    if stop:
-        log.warning(
-            "interrupted: saved %s at epoch %d, step %d; resume with --continue_train",
-            run_dir,
-            progress.epoch,
-            progress.total_steps,
+    t_data = time.perf_counter()
+    for batch in data.loader:
+        t_step = time.perf_counter()
+        batch = _to_device(batch, run.device, cfg.channels_last)
+        losses = train_step(run.nets, run.opts, batch, cfg, run.so)
+        progress.epoch_iter += 1
+        progress.total_steps += 1
+        bar.update()
+        _report(run, bar, losses, batch, (t_step, t_data))
+        if progress.total_steps % cfg.save_latest_freq == 0:
+            _save(run)
+        stop = dist.any_rank(run.world, sigint["stop"], run.device)
+        if stop or run.finished():
+            break
+        t_data = time.perf_counter()
+    bar.close()
+    if progress.epoch_iter >= data.steps_per_epoch:
+        _end_epoch(run, lr)
+    return stop
+
+
+def _report(
+    run: Run, bar: tqdm, losses: dict[str, torch.Tensor], batch: dict, times: tuple[float, float]
+) -> None:
+    """Every ``--print_freq`` steps the loss line, every ``--display_freq`` the samples (rank 0).
+
+    ``times``: when the step and, before it, the wait for its batch began."""
+    step, logger = run.progress.total_steps, run.logger
+    if logger is None:
+        return
+    if step % run.cfg.print_freq == 0:
+        t_step, t_data = times
+        values = {k: float(v) for k, v in losses.items()}
+        bar.set_postfix({k: f"{values[k]:.3f}" for k in ("G", "D", "D_alpha")})
+        line = logger.losses(run.progress, values, time.perf_counter() - t_step, t_step - t_data)
+        if bar.disable:  # no terminal: print the original's loss line
+            log.info(line)
+    if step % run.cfg.display_freq == 0:
+        logger.samples(run.progress, run.nets.G_eval, batch)
+
+
+def _end_epoch(run: Run, lr: float) -> None:
+    """Count the epoch complete; every ``--save_epoch_freq`` epochs keep its weights."""
+    done = run.progress.epoch
+    run.progress.epoch += 1
+    run.progress.epoch_iter = 0
+    log.info("end of epoch %d / %d, lr %.7f", done, run.cfg.last_epoch, lr)
+    if done % run.cfg.save_epoch_freq == 0:
+        _save(run, str(done))
+
+
+def _save(run: Run, label: str | None = None) -> None:
+    """Checkpoint as ``latest`` (and ``label``): weights, then the state that resumes exactly.
+
+    Every rank takes part (its RNG state is gathered); rank 0 writes."""
+    nets, so = run.nets, run.so
+    rng = dist.gather_objects(run.world, ckpt.rng_state())
+    if run.world.main:
+        # the average first: a reader that dates the weights by G's file never pairs a new
+        # G with an old average
+        ema = [("G_ema", nets.G_ema.module)] if nets.G_ema is not None else []
+        weights = ema + nets.items()
+        ckpt.save_weights(run.cfg.run_dir, "latest", weights)
+        if label is not None:
+            ckpt.save_weights(run.cfg.run_dir, label, weights)
+        extra = {"scaler": so.scaler.state_dict()} if so.scaler is not None else {}
+        if nets.G_ema is not None:
+            extra["ema"] = nets.G_ema.state_dict()
+        ckpt.save_state(
+            run.cfg.run_dir,
+            nets.items(),
+            run.opts.items(),
+            run.progress,
+            asdict(run.cfg),
+            rng,
+            extra,
         )
-        raise KeyboardInterrupt
-    return run_dir
+    dist.barrier(run.world)
+    run.saved_at = run.progress.total_steps
 
 
 def _check_ranks_agree(world: dist.World, nets: Nets) -> None:
