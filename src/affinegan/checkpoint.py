@@ -25,10 +25,10 @@ import torch
 
 from .errors import AffineGANError
 from .files import atomic_text, atomic_write
-from .networks import UNET_DEPTHS
+from .layout import CONFIG_FILE, STATE_FILE, weight_path
+from .networks import UNET_DEPTHS, canonical_netg
 
-STATE_FILE = "latest_train_state.pt"
-CONFIG_FILE = "train_opt.json"
+__all__ = ["CONFIG_FILE", "STATE_FILE", "weight_path"]  # also importable from here (train.py)
 STATE_FORMAT = 2
 STATE_KEYS = ("format", "config", "progress", "nets", "optimizers", "rng")
 log = logging.getLogger(__name__)
@@ -56,10 +56,6 @@ def clean_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                 key = key[len(prefix) :]
         out[key] = value
     return out
-
-
-def weight_path(run_dir: Path, label: str, net: str) -> Path:
-    return Path(run_dir) / f"{label}_net_{net}.pth"
 
 
 def save_weights(run_dir: Path, label: str, nets: list[tuple[str, torch.nn.Module]]) -> None:
@@ -121,6 +117,14 @@ def infer_generator_options(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
         "blend": "model.up_mask.weight" in sd,
         "warp": "model.up_flow.weight" in sd,
     }
+
+
+def training_size(config: dict[str, Any], netg: str) -> int:
+    """The square size a run works at: ``fineSize`` from its saved config, else (weights
+    without a config, e.g. the original's) the size its U-Net depth is built for."""
+    if config.get("fineSize"):
+        return int(config["fineSize"])
+    return 2 ** UNET_DEPTHS[canonical_netg(netg)]
 
 
 def rng_state() -> dict[str, Any]:

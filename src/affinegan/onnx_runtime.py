@@ -20,14 +20,13 @@ from .config import DEFAULT_MAX_MEGAPIXELS, GenerateConfig
 from .data.images import load_rgb, megapixels
 from .errors import AffineGANError
 from .html import write_image_table
+from .layout import EXPORT_DIR, INDEX, MANIFEST, results_folder
 from .results import input_photos, resolve_alphas, write_face
 from .video import parse_formats
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-MANIFEST = "model.json"
-EXPORT_DIR = "onnx"  # <checkpoints_dir>/<name>/onnx/ unless --out says otherwise
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -169,7 +168,7 @@ def generate_onnx(
     size = cfg.fineSize or gen.size
     if size != gen.size:
         raise AffineGANError(f"--fineSize {size}: the graphs were exported at {gen.size} px")
-    out_dir = Path(cfg.results_dir) / cfg.name / f"{cfg.phase}_{cfg.epoch}"
+    out_dir = results_folder(cfg.results_dir, cfg.name, cfg.phase, cfg.epoch)
     rows = []
     for clip, path in inputs:
         x = load_face(path, size, megapixels(cfg.max_megapixels))
@@ -181,6 +180,6 @@ def generate_onnx(
             )
         )
     title = f"{cfg.name}: {cfg.phase}_{cfg.epoch} (onnxruntime)"
-    write_image_table(out_dir / "index.html", title, rows)
+    write_image_table(out_dir / INDEX, title, rows)
     log.info("wrote %d videos of %d frames to %s (onnxruntime)", len(inputs), len(alphas), out_dir)
     return out_dir

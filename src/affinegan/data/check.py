@@ -8,7 +8,6 @@ is found, ``scan_clips`` runs too, so ``check`` passing means ``train`` will acc
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from affinegan.config import SPLITS
 from affinegan.data.dataset import list_frames, scan_clips
 from affinegan.data.images import (
     DEFAULT_MAX_MEGAPIXELS,
@@ -26,7 +26,6 @@ from affinegan.data.images import (
 )
 from affinegan.errors import AffineGANError
 
-SPLITS = ("train", "test")
 MIN_FRAMES = {"train": 2, "test": 1}
 MASK_ON = 192  # training binarises masks at 0.5 in [-1, 1], i.e. pixel values >= 192 count
 
@@ -243,29 +242,3 @@ def check_dataset(
             except AffineGANError as err:
                 report.problems.append(str(err))
     return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Validate a dataset and list every problem with its fix.
-
-    Exit status 0 when the dataset has no problem (warnings allowed), 1 otherwise.
-    """
-    p = argparse.ArgumentParser(
-        prog="affinegan check",
-        description="Validate an AffineGAN dataset and list every problem with its fix.",
-    )
-    p.add_argument("root", type=Path, help="dataset root holding train/ and/or test/")
-    p.add_argument("--no_patch", action="store_true", help="do not require mouth masks")
-    p.add_argument(
-        "--max_megapixels",
-        type=float,
-        default=DEFAULT_MAX_MEGAPIXELS,
-        help="refuse larger frames, as training does (default: %(default)s)",
-    )
-    p.add_argument("--verbose", action="store_true", help="debug logging")
-    a = p.parse_args(argv)
-    if not a.max_megapixels > 0:
-        p.error("--max_megapixels must be positive")
-    report = check_dataset(a.root, not a.no_patch, megapixels(a.max_megapixels))
-    print("\n".join(report.lines()))
-    return 0 if report.ok else 1
