@@ -10,7 +10,8 @@ from tiny import tiny_config
 
 from affinegan.cli import compare_main
 from affinegan.cli import evaluate_main as main
-from affinegan.config import EvalConfig, GenerateConfig
+from affinegan.command_options import EvalConfig
+from affinegan.config import GenerateConfig
 from affinegan.data.synthetic import render_dataset
 from affinegan.errors import AffineGANError
 from affinegan.evaluate import evaluate

@@ -9,9 +9,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import commands, config
+from . import commands
+from .command_options import (
+    CheckOptions,
+    CompareOptions,
+    DemoOptions,
+    EvalConfig,
+    ExportOptions,
+    GenerateCommand,
+    GifOptions,
+    PrepareOptions,
+    ServeOptions,
+    SynthOptions,
+)
+from .config import TrainConfig
 from .errors import AffineGANError
-from .options import parse
+from .options import parse as parse_options
 
 
 @dataclass(frozen=True)
@@ -26,43 +39,43 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "train": Command(config.TrainConfig, commands.train, "Train an AffineGAN model."),
+    "train": Command(TrainConfig, commands.train, "Train an AffineGAN model."),
     "generate": Command(
-        config.GenerateCommand,
+        GenerateCommand,
         commands.generate,
         "Animate neutral faces with a trained model.",
         {"eval": True},  # --dropout: the original's stochastic output
     ),
-    "gif": Command(config.GifOptions, commands.gif, "GIFs from generated frames (img2gif.py)."),
-    "synth": Command(config.SynthOptions, commands.synth, "Render a synthetic dataset."),
+    "gif": Command(GifOptions, commands.gif, "GIFs from generated frames (img2gif.py)."),
+    "synth": Command(SynthOptions, commands.synth, "Render a synthetic dataset."),
     "demo": Command(
-        config.DemoOptions,
+        DemoOptions,
         commands.demo,
         "Synthetic data -> a tiny model trained on CPU -> GIF, MP4 and an HTML page.",
     ),
     "evaluate": Command(
-        config.EvalConfig,
+        EvalConfig,
         commands.evaluate,
         "SSIM/PSNR, identity (ACD) and intensity fidelity against ground-truth clips.",
     ),
-    "compare": Command(config.CompareOptions, commands.compare, "Two evaluations side by side."),
+    "compare": Command(CompareOptions, commands.compare, "Two evaluations side by side."),
     "prepare": Command(
-        config.PrepareOptions,
+        PrepareOptions,
         commands.prepare,
         "Raw videos or frame folders -> a training-ready dataset (crops, mouth masks).",
     ),
     "check": Command(
-        config.CheckOptions,
+        CheckOptions,
         commands.check,
         "Validate a dataset and list every problem with its fix.",
     ),
     "serve": Command(
-        config.ServeOptions,
+        ServeOptions,
         commands.serve,
         "Web demo: photo -> expression video in the browser (pip install 'affinegan[web]').",
     ),
     "export": Command(
-        config.ExportOptions,
+        ExportOptions,
         commands.export,
         "Export a model as ONNX graphs (+ a static web page) that run without PyTorch.",
     ),
@@ -76,7 +89,7 @@ def invoke(name: str, argv: list[str] | None = None, script: str = "") -> int:
     """Parse ``argv`` into command ``name``'s options and run it; errors propagate."""
     command = COMMANDS[name]
     prog, defaults = (script, {}) if script else (f"affinegan {name}", command.defaults)
-    opts = parse(command.options, argv, prog, command.summary, defaults)
+    opts = parse_options(command.options, argv, prog, command.summary, defaults)
     return command.body(opts)
 
 

@@ -17,21 +17,19 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .config import (
+from .command_options import (
     CheckOptions,
     CompareOptions,
     DemoOptions,
     EvalConfig,
     ExportOptions,
     GenerateCommand,
-    GenerateConfig,
     GifOptions,
     PrepareOptions,
     ServeOptions,
     SynthOptions,
-    TrainConfig,
-    apply_preset,
 )
+from .config import GenerateConfig, TrainConfig, apply_preset
 from .layout import EXPORT_DIR, INDEX
 from .runtime import keep_freed_memory, set_threads
 

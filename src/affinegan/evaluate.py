@@ -72,7 +72,7 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from . import layout, metrics
-from .config import EvalConfig
+from .command_options import EvalConfig
 from .data.dataset import Clip, scan_clips
 from .data.images import image_to_tensor, load_rgb
 from .errors import AffineGANError

@@ -26,7 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from . import checkpoint as ckpt
-from .config import ServeOptions
+from .command_options import ServeOptions
 from .curves import alpha_curve
 from .data.images import decode, image_to_tensor
 from .data.synthetic import render_face

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from .config import ServeOptions
+from .command_options import ServeOptions
 from .curves import CURVES
 from .errors import AffineGANError
 from .runtime import resolve_device

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from affinegan.config import CROP_MARGIN
+from affinegan.command_options import CROP_MARGIN
 from affinegan.errors import AffineGANError
 from affinegan.face import Box, detect_faces, landmarks
 
