@@ -1,13 +1,10 @@
 """Checkpoints: the original's weight files plus one training-state file for exact resume.
 
-Layout of a run folder ``<checkpoints_dir>/<name>/``:
-- ``<label>_net_G.pth``, ``_net_D``, ``_net_D_alpha``, ``_net_D_Patch``: plain state_dicts in the
-  original's key layout (``label`` is ``latest`` or an epoch number), readable by either code;
-- ``latest_train_state.pt``: networks, optimisers, progress, RNG state and the full config in
-  one file, so a resume never mixes weights and optimiser state from different steps;
-- ``train_opt.json``: the resolved config, so generation needs no model flags;
-- with ``--ema``, ``<label>_net_G_ema.pth``: the moving average of G's weights, which generation
-  uses (the training state holds the average with its step count, under ``ema``).
+The files of a run folder are named in ``layout.py``: the original's weight files
+``<label>_net_<net>.pth`` (plain state_dicts in the original's key layout, readable by either
+code), one training state holding networks, optimisers, progress, RNG state and the full config
+(so a resume never mixes weights and optimiser state from different steps), ``train_opt.json``
+(so generation needs no model flags) and, with ``--ema``, G's moving average.
 Every file is written to a temporary name and renamed, so an interruption never leaves a
 half-written checkpoint under a real name.
 """

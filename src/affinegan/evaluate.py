@@ -79,16 +79,19 @@ from .errors import AffineGANError
 from .generate import animate, load_generator, set_mode
 from .model import infer_alpha
 from .networks import Generator
+from .options import validate
 from .report import FORMAT, write_reports
 from .runtime import resolve_device
-from .scoring import (  # noqa: F401  (expression_metrics: importable from here)
+from .scoring import (
     Embedder,
-    expression_metrics,
     frame_metrics,
     identity_metrics,
     intensity_metrics,
     jsonable,
     summarize,
+)
+from .scoring import (  # benchmarks/quality.py imports it from here
+    expression_metrics as expression_metrics,
 )
 
 log = logging.getLogger(__name__)
@@ -244,8 +247,7 @@ def _eval_clips(cfg: EvalConfig) -> list[Clip]:
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     """Evaluate a run on every clip with ground truth; write JSON, Markdown, HTML and plots."""
-    if cfg.chunk < 1:
-        raise AffineGANError("--chunk must be at least 1")
+    validate(cfg)  # also when called without the command line
     clips = _eval_clips(cfg)
     if not cfg.no_faces:
         _check_face_tools()

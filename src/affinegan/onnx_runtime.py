@@ -21,6 +21,7 @@ from .data.images import load_rgb, megapixels
 from .errors import AffineGANError
 from .html import write_image_table
 from .layout import EXPORT_DIR, INDEX, MANIFEST, results_folder
+from .options import validate
 from .results import input_photos, resolve_alphas, write_face
 from .video import parse_formats
 
@@ -158,8 +159,7 @@ def generate_onnx(
         raise AffineGANError("--align needs the PyTorch backend (face detection); crop first")
     if cfg.dropout:
         raise AffineGANError("--dropout needs the PyTorch backend; exported graphs are eval mode")
-    if cfg.chunk < 1:
-        raise AffineGANError("--chunk must be at least 1")
+    validate(cfg)  # also when called without the command line
     formats = parse_formats(cfg.format)
     alphas = resolve_alphas(cfg)
     inputs = input_photos(cfg, first_frames)
