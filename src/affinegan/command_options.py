@@ -218,7 +218,7 @@ class PrepareOptions(Options):
         "files with the same names)",
     )
     fps: float | None = _opt(None, "resample videos to this many frames per second", positive=True)
-    max_frames: int | None = _opt(None, "keep at most this many frames, evenly spread")
+    max_frames: int | None = _opt(None, "keep at most this many frames, evenly spread", min=1)
     trim: bool = _opt(False, "keep only the most neutral frame up to the peak")
     margin: float = _opt(CROP_MARGIN, "crop side / face size", min=1.0, max=4.0)
     overwrite: bool = _opt(False, "replace clips that already exist")
