@@ -1,88 +1,15 @@
-"""``affinegan <command>``: each command's options parsed (``options.py``), then its body
-(``commands.py``) called. Nothing else happens here."""
+"""``affinegan <command>``: the command's options parsed (``options.py``), then its body
+(``commands.COMMANDS``) called. Nothing else happens here."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
-from . import commands
-from .command_options import (
-    CheckOptions,
-    CompareOptions,
-    DemoOptions,
-    EvalConfig,
-    ExportOptions,
-    GenerateCommand,
-    GifOptions,
-    PrepareOptions,
-    ServeOptions,
-    SynthOptions,
-)
-from .config import TrainConfig
+from .commands import COMMANDS, SCRIPTS
 from .errors import AffineGANError
 from .options import parse as parse_options
-
-
-@dataclass(frozen=True)
-class Command:
-    """A command: its options dataclass, its body, and the defaults it changes from the
-    original's (``affinegan generate`` is deterministic, the original's ``generate.py`` not)."""
-
-    options: type
-    body: Callable[[Any], int]
-    summary: str
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-
-
-COMMANDS: dict[str, Command] = {
-    "train": Command(TrainConfig, commands.train, "Train an AffineGAN model."),
-    "generate": Command(
-        GenerateCommand,
-        commands.generate,
-        "Animate neutral faces with a trained model.",
-        {"eval": True},  # --dropout: the original's stochastic output
-    ),
-    "gif": Command(GifOptions, commands.gif, "GIFs from generated frames (img2gif.py)."),
-    "synth": Command(SynthOptions, commands.synth, "Render a synthetic dataset."),
-    "demo": Command(
-        DemoOptions,
-        commands.demo,
-        "Synthetic data -> a tiny model trained on CPU -> GIF, MP4 and an HTML page.",
-    ),
-    "evaluate": Command(
-        EvalConfig,
-        commands.evaluate,
-        "SSIM/PSNR, identity (ACD) and intensity fidelity against ground-truth clips.",
-    ),
-    "compare": Command(CompareOptions, commands.compare, "Two evaluations side by side."),
-    "prepare": Command(
-        PrepareOptions,
-        commands.prepare,
-        "Raw videos or frame folders -> a training-ready dataset (crops, mouth masks).",
-    ),
-    "check": Command(
-        CheckOptions,
-        commands.check,
-        "Validate a dataset and list every problem with its fix.",
-    ),
-    "serve": Command(
-        ServeOptions,
-        commands.serve,
-        "Web demo: photo -> expression video in the browser (pip install 'affinegan[web]').",
-    ),
-    "export": Command(
-        ExportOptions,
-        commands.export,
-        "Export a model as ONNX graphs (+ a static web page) that run without PyTorch.",
-    ),
-}
-
-# The original's scripts at the repository root: their commands with the original's defaults.
-SCRIPTS = {"train.py": "train", "generate.py": "generate", "img2gif.py": "gif"}
 
 
 def invoke(name: str, argv: list[str] | None = None, script: str = "") -> int:

@@ -1,6 +1,7 @@
 """What each command does with its parsed options: set up the process, call its road, say
 where the result is. One function per command, each taking that command's options dataclass
-and returning the exit status; ``cli.py`` parses the options and calls these.
+and returning the exit status, and the table of commands (``COMMANDS``) that ``cli.py`` parses
+the options for and calls.
 
 The roads are imported inside each function, so a command pays only for its own imports (and
 ``generate --backend onnxruntime`` never imports torch).
@@ -12,8 +13,11 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping
 from contextlib import suppress
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -242,3 +246,61 @@ def demo(opts: DemoOptions) -> int:
     )
     print(f"demo done: open {generate(gen) / INDEX}")
     return 0
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command: its options dataclass, its body, and the defaults it changes from the
+    original's (``affinegan generate`` is deterministic, the original's ``generate.py`` not)."""
+
+    options: type
+    body: Callable[[Any], int]
+    summary: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+COMMANDS: dict[str, Command] = {
+    "train": Command(TrainConfig, train, "Train an AffineGAN model."),
+    "generate": Command(
+        GenerateCommand,
+        generate,
+        "Animate neutral faces with a trained model.",
+        {"eval": True},  # --dropout: the original's stochastic output
+    ),
+    "gif": Command(GifOptions, gif, "GIFs from generated frames (img2gif.py)."),
+    "synth": Command(SynthOptions, synth, "Render a synthetic dataset."),
+    "demo": Command(
+        DemoOptions,
+        demo,
+        "Synthetic data -> a tiny model trained on CPU -> GIF, MP4 and an HTML page.",
+    ),
+    "evaluate": Command(
+        EvalConfig,
+        evaluate,
+        "SSIM/PSNR, identity (ACD) and intensity fidelity against ground-truth clips.",
+    ),
+    "compare": Command(CompareOptions, compare, "Two evaluations side by side."),
+    "prepare": Command(
+        PrepareOptions,
+        prepare,
+        "Raw videos or frame folders -> a training-ready dataset (crops, mouth masks).",
+    ),
+    "check": Command(
+        CheckOptions,
+        check,
+        "Validate a dataset and list every problem with its fix.",
+    ),
+    "serve": Command(
+        ServeOptions,
+        serve,
+        "Web demo: photo -> expression video in the browser (pip install 'affinegan[web]').",
+    ),
+    "export": Command(
+        ExportOptions,
+        export,
+        "Export a model as ONNX graphs (+ a static web page) that run without PyTorch.",
+    ),
+}
+
+# The original's scripts at the repository root: their commands with the original's defaults.
+SCRIPTS = {"train.py": "train", "generate.py": "generate", "img2gif.py": "gif"}

@@ -15,11 +15,9 @@ from typing import Any, ClassVar
 from .errors import AffineGANError
 from .options import (  # noqa: F401  (the mechanism, importable from here as before)
     DEFAULT_MAX_MEGAPIXELS,
-    IGNORED_OPTIONS,
     Options,
     _opt,
     build_parser,
-    explicit_flags,
     format_options,
     from_args,
     from_dict,
@@ -32,7 +30,6 @@ from .options import (  # noqa: F401  (the mechanism, importable from here as be
     opt_results_dir,
     opt_run_name,
     opt_verbose,
-    parse,
     validate,
 )
 
