@@ -1,8 +1,6 @@
 """The original command: python generate.py --dataroot ... --name ... --results_dir ... --eval"""
 
-import sys
-
-from affinegan.cli import generate_main, run
+from affinegan.cli import script_main
 
 if __name__ == "__main__":
-    raise SystemExit(run(lambda argv: generate_main(argv, prog="generate.py"), sys.argv[1:]))
+    raise SystemExit(script_main("generate.py"))

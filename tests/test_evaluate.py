@@ -8,19 +8,15 @@ import numpy as np
 import pytest
 from tiny import tiny_config
 
+from affinegan.cli import compare_main
+from affinegan.cli import evaluate_main as main
+from affinegan.command_options import EvalConfig
 from affinegan.config import GenerateConfig
 from affinegan.data.synthetic import render_dataset
 from affinegan.errors import AffineGANError
-from affinegan.evaluate import (
-    EvalConfig,
-    compare_main,
-    evaluate,
-    expression_metrics,
-    main,
-    peak_third,
-    summarize,
-)
+from affinegan.evaluate import evaluate
 from affinegan.generate import generate
+from affinegan.scoring import expression_metrics, peak_third, summarize
 from affinegan.train import train
 
 

@@ -124,7 +124,7 @@ def test_serve_sends_no_server_path_to_the_browser(tmp_path: Path) -> None:
 def test_serve_rejects_requests_in_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
     """Item 10: Gradio is told not to print its traceback; the log gets one line."""
     gr = pytest.importorskip("gradio")
-    from affinegan.serve import _reject
+    from affinegan.serve_page import _reject
 
     with pytest.raises(gr.Error) as err:
         _reject(gr, "face.txt is not an image")
@@ -172,7 +172,7 @@ def test_runs_note_what_they_ignore_and_clean_up(
 
 def test_prepare_never_overwrites_its_own_input(tmp_path: Path) -> None:
     """Item 12: the clip folder is both the source and the destination."""
-    from affinegan.data.prepare import main as prepare_main
+    from affinegan.cli import prepare_main
 
     root = render_dataset(tmp_path / "d", clips=1, test_clips=0, size=64, min_frames=4)
     clip = root / "train/img/clip_0000"

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from affinegan.cli import check_main, prepare_main
 from affinegan.data import align
 from affinegan.data.check import check_dataset
-from affinegan.data.check import main as check_main
 from affinegan.data.dataset import list_frames, scan_clips
 from affinegan.data.images import open_image
 from affinegan.data.prepare import (
@@ -28,7 +28,6 @@ from affinegan.data.prepare import (
     neutral_to_peak,
     prepare_clip,
 )
-from affinegan.data.prepare import main as prepare_main
 from affinegan.data.synthetic import render_dataset
 from affinegan.errors import AffineGANError
 from affinegan.face import detect_faces

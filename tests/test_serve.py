@@ -18,7 +18,8 @@ from affinegan.data.images import load_input_image
 from affinegan.data.synthetic import render_dataset, render_face
 from affinegan.errors import AffineGANError
 from affinegan.generate import animate, load_generator, set_mode
-from affinegan.serve import Animator, Limits, crop_available, find_models, read_photo, serving
+from affinegan.serve import Animator, Limits, crop_available, find_models, read_photo
+from affinegan.serve_page import serving
 from affinegan.train import train
 from affinegan.video import read_frames
 
@@ -250,7 +251,7 @@ def test_main_binds_localhost_and_removes_its_files_on_sigterm(tmp_path):
     cwd.mkdir()
     env = {**os.environ, "TMPDIR": str(tmp)}
     env.pop("GRADIO_TEMP_DIR", None)
-    code = "import sys; from affinegan.serve import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from affinegan.cli import serve_main as main; sys.exit(main(sys.argv[1:]))"
     args = ["--checkpoints_dir", str(tmp_path / "none"), "--port", str(free_port())]
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args],

@@ -1,13 +1,10 @@
 """Checkpoints: the original's weight files plus one training-state file for exact resume.
 
-Layout of a run folder ``<checkpoints_dir>/<name>/``:
-- ``<label>_net_G.pth``, ``_net_D``, ``_net_D_alpha``, ``_net_D_Patch``: plain state_dicts in the
-  original's key layout (``label`` is ``latest`` or an epoch number), readable by either code;
-- ``latest_train_state.pt``: networks, optimisers, progress, RNG state and the full config in
-  one file, so a resume never mixes weights and optimiser state from different steps;
-- ``train_opt.json``: the resolved config, so generation needs no model flags;
-- with ``--ema``, ``<label>_net_G_ema.pth``: the moving average of G's weights, which generation
-  uses (the training state holds the average with its step count, under ``ema``).
+The files of a run folder are named in ``layout.py``: the original's weight files
+``<label>_net_<net>.pth`` (plain state_dicts in the original's key layout, readable by either
+code), one training state holding networks, optimisers, progress, RNG state and the full config
+(so a resume never mixes weights and optimiser state from different steps), ``train_opt.json``
+(so generation needs no model flags) and, with ``--ema``, G's moving average.
 Every file is written to a temporary name and renamed, so an interruption never leaves a
 half-written checkpoint under a real name.
 """
@@ -25,10 +22,10 @@ import torch
 
 from .errors import AffineGANError
 from .files import atomic_text, atomic_write
-from .networks import UNET_DEPTHS
+from .layout import CONFIG_FILE, STATE_FILE, weight_path
+from .networks import UNET_DEPTHS, canonical_netg
 
-STATE_FILE = "latest_train_state.pt"
-CONFIG_FILE = "train_opt.json"
+__all__ = ["CONFIG_FILE", "STATE_FILE", "weight_path"]  # also importable from here (train.py)
 STATE_FORMAT = 2
 STATE_KEYS = ("format", "config", "progress", "nets", "optimizers", "rng")
 log = logging.getLogger(__name__)
@@ -56,10 +53,6 @@ def clean_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                 key = key[len(prefix) :]
         out[key] = value
     return out
-
-
-def weight_path(run_dir: Path, label: str, net: str) -> Path:
-    return Path(run_dir) / f"{label}_net_{net}.pth"
 
 
 def save_weights(run_dir: Path, label: str, nets: list[tuple[str, torch.nn.Module]]) -> None:
@@ -130,6 +123,14 @@ def _count_expressions(sd: dict[str, torch.Tensor]) -> int:
     prefix = "model.down_res_expr."
     found = {k[len(prefix) :].split(".")[0] for k in sd if k.startswith(prefix)}
     return 1 + max((int(e) for e in found), default=0)
+
+
+def training_size(config: dict[str, Any], netg: str) -> int:
+    """The square size a run works at: ``fineSize`` from its saved config, else (weights
+    without a config, e.g. the original's) the size its U-Net depth is built for."""
+    if config.get("fineSize"):
+        return int(config["fineSize"])
+    return 2 ** UNET_DEPTHS[canonical_netg(netg)]
 
 
 def rng_state() -> dict[str, Any]:

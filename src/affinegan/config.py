@@ -6,59 +6,39 @@ fills a frozen-in-spirit dataclass once, which round-trips to JSON and travels i
 
 from __future__ import annotations
 
-import argparse
-import copy
-import logging
 import math
-from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import AffineGANError
-
-log = logging.getLogger(__name__)
-
-# A 50-megapixel frame already costs about 150 MB decoded; larger images are refused (the flag
-# --max_megapixels raises the limit) instead of silently costing gigabytes.
-DEFAULT_MAX_MEGAPIXELS = 50.0
-
-# Accepted so the original's scripts keep running; each gets a one-line note when given.
-IGNORED_OPTIONS: dict[str, str] = {
-    "display_id": "visdom is not used; samples go to web/ and TensorBoard",
-    "display_winsize": "samples are saved at the training size",
-    "display_ncols": "visdom is not used; samples go to web/ and TensorBoard",
-    "display_server": "visdom is not used; samples go to web/ and TensorBoard",
-    "display_env": "visdom is not used; samples go to web/ and TensorBoard",
-    "display_port": "visdom is not used; samples go to web/ and TensorBoard",
-    "update_html_freq": "the web page is updated with every sample (--display_freq)",
-    "lr_policy": "only the original default schedule (constant, then linear decay) exists",
-    "lr_decay_iters": "only the original default schedule (constant, then linear decay) exists",
-    "w_pa": "unused by the original too",
-    "w_la": "unused by the original too",
-    "w_co": "unused by the original too",
-    "dataset_mode": "AffineGAN has a single dataset mode",
-    "model": "AffineGAN has a single model",
-    "resize_or_crop": "the method always resizes to --loadSize then crops to --fineSize",
-    "pool_size": "AffineGAN uses no image pool",
-    "ntest": "use --num_test",
-    "aspect_ratio": "frames are written at the model's square size",
-}
-
-
-# Field metadata that bounds a number rather than configuring argparse (see ``validate``).
-BOUNDS = ("min", "positive")
-
-
-def _opt(default: Any, help: str, **kw: Any) -> Any:
-    """A dataclass field that also describes its command-line flag; ``min=`` or
-    ``positive=True`` bound a number, checked by ``validate``."""
-    return field(default=default, metadata={"help": help, **kw})
+from .options import (  # noqa: F401  (the mechanism, importable from here as before)
+    DEFAULT_MAX_MEGAPIXELS,
+    Options,
+    _opt,
+    build_parser,
+    format_options,
+    from_args,
+    from_dict,
+    opt_checkpoints_dir,
+    opt_chunk,
+    opt_epoch,
+    opt_fps,
+    opt_gpu_ids,
+    opt_max_megapixels,
+    opt_results_dir,
+    opt_run_name,
+    opt_verbose,
+    validate,
+)
 
 
 @dataclass
-class ModelOptions:
+class ModelOptions(Options):
     """Options that define the networks; shared by training and generation."""
+
+    original_flags: ClassVar[bool] = True  # the original's commands: its unused flags get a note
 
     netG: str = _opt("unet_256", "generator: unet_64 | unet_128 | unet_256 (input 64/128/256 px)")
     ngf: int = _opt(64, "generator filters in the first conv layer", min=1)
@@ -122,15 +102,13 @@ class TrainConfig(ModelOptions):
     """Everything a training run depends on; written to opt.txt, train_opt.json and the state."""
 
     dataroot: str = _opt("", "dataset root holding train/img/<clip>/<frames>", required=True)
-    name: str = _opt("experiment_name", "run name: checkpoints go to <checkpoints_dir>/<name>")
-    checkpoints_dir: str = _opt("./checkpoints", "where runs are saved")
-    gpu_ids: str = _opt("0", "GPU id, e.g. 0; -1 for CPU (CPU is used when no GPU exists)")
+    name: str = opt_run_name()
+    checkpoints_dir: str = opt_checkpoints_dir()
+    gpu_ids: str = opt_gpu_ids()
     batch_size: int = _opt(1, "clips per step (alpha is inferred per clip)", min=1)
     loadSize: int = _opt(286, "resize frames to this size", min=1)
     fineSize: int = _opt(256, "then random-crop to this size", min=1)
-    max_megapixels: float = _opt(
-        DEFAULT_MAX_MEGAPIXELS, "refuse dataset frames with more pixels than this", positive=True
-    )
+    max_megapixels: float = opt_max_megapixels("dataset frames")
     no_flip: bool = _opt(False, "no random horizontal flip")
     no_patch: bool = _opt(False, "train without mouth masks (no local patch discriminator)")
     niter: int = _opt(10000, "epochs at the starting learning rate", min=0)
@@ -196,7 +174,7 @@ class TrainConfig(ModelOptions):
     max_dataset_size: int = _opt(0, "use at most this many clips (0: all)", min=0)
     phase: str = _opt("train", "dataset split to train on")
     suffix: str = _opt("", "appended to --name, e.g. {netG}_size{fineSize}")
-    verbose: bool = _opt(False, "more log output")
+    verbose: bool = opt_verbose()
     seed: int = _opt(0, "seed for initialisation, sampling and noise")
     max_steps: int = _opt(0, "stop (saving) after this many steps in total (0: no limit)", min=0)
     amp: str = _opt("", "mixed precision: bf16 or fp16 (fp16 with loss scaling); off by default")
@@ -214,6 +192,10 @@ class TrainConfig(ModelOptions):
     @property
     def run_dir(self) -> Path:
         return Path(self.checkpoints_dir) / self.name
+
+    def complete(self, explicit: set[str]) -> TrainConfig:
+        """The preset's values for the options the user did not set."""
+        return apply_preset(self, explicit)
 
 
 # Named recipes: the measured options beyond the paper that make the expression read
@@ -239,15 +221,6 @@ def apply_preset(cfg: TrainConfig, explicit: Collection[str] = ()) -> TrainConfi
     return replace(cfg, **values)
 
 
-def explicit_flags(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> set[str]:
-    """The options a command line set, as ``parser`` reads it (abbreviations included): the
-    keys of a parse in which no option has a default."""
-    quiet = copy.deepcopy(parser)
-    for action in quiet._actions:
-        action.default = argparse.SUPPRESS
-    return set(vars(quiet.parse_args(argv)))
-
-
 @dataclass
 class GenerateConfig(ModelOptions):
     """Options of generation; model options default to what the run saved."""
@@ -255,11 +228,11 @@ class GenerateConfig(ModelOptions):
     dataroot: str = _opt("", "dataset root; inputs are the first frames of <phase>/img/<clip>")
     input: list[str] = _opt(None, "photo(s) to animate instead of a dataset", nargs="+")
     align: bool = _opt(False, "crop each input to its face first, like `affinegan prepare`")
-    name: str = _opt("experiment_name", "run name under --checkpoints_dir")
-    checkpoints_dir: str = _opt("./checkpoints", "where runs are saved")
-    results_dir: str = _opt("./results/", "results go to <results_dir>/<name>/<phase>_<epoch>")
-    gpu_ids: str = _opt("0", "GPU id; -1 for CPU")
-    epoch: str = _opt("latest", "which weights: latest or an epoch number")
+    name: str = opt_run_name()
+    checkpoints_dir: str = opt_checkpoints_dir()
+    results_dir: str = opt_results_dir()
+    gpu_ids: str = opt_gpu_ids()
+    epoch: str = opt_epoch()
     phase: str = _opt("test", "dataset split to read inputs from")
     eval: bool = _opt(False, "eval mode: dropout off (deterministic output)")
     dropout: bool = _opt(False, "keep dropout on at test time (the original without --eval)")
@@ -279,12 +252,10 @@ class GenerateConfig(ModelOptions):
     )
     num_test: int = _opt(100, "at most this many inputs", min=1)
     format: str = _opt("png", "outputs: any of png,gif,mp4 (comma-separated)")
-    fps: float = _opt(10.0, "frames per second of GIF/MP4", positive=True)
-    chunk: int = _opt(32, "frames decoded per batch (bounds memory for long videos)", min=1)
+    fps: float = opt_fps()
+    chunk: int = opt_chunk()
     fineSize: int = _opt(0, "input size (0: the size the model was trained at)", min=0)
-    max_megapixels: float = _opt(
-        DEFAULT_MAX_MEGAPIXELS, "refuse input photos with more pixels than this", positive=True
-    )
+    max_megapixels: float = opt_max_megapixels("input photos")
     loadSize: int = _opt(0, "accepted for compatibility; generation resizes to --fineSize")
     batch_size: int = _opt(1, "accepted for compatibility")
     num_threads: int = _opt(1, "accepted for compatibility")
@@ -293,87 +264,7 @@ class GenerateConfig(ModelOptions):
     no_patch: bool = _opt(False, "accepted for compatibility")
     max_dataset_size: int = _opt(0, "accepted for compatibility")
     suffix: str = _opt("", "appended to --name")
-    verbose: bool = _opt(False, "more log output")
-
-
-def build_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
-    """An argparse parser whose flags are the dataclass fields, defaults shown."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    for f in fields(cls):
-        meta = {k: v for k, v in f.metadata.items() if k not in BOUNDS}
-        help_text = meta.pop("help", None)
-        flag = f"--{f.name}"
-        if f.type in ("bool", bool):
-            if f.default:  # flags that are on by default (--no_lsgan) stay accepted no-ops
-                parser.add_argument(flag, action="store_true", default=True, help=help_text)
-            else:
-                parser.add_argument(flag, action="store_true", help=help_text)
-            continue
-        kind = {"int": int, "float": float}.get(str(f.type), str)
-        parser.add_argument(flag, type=kind, default=f.default, help=help_text, **meta)
-    for name in IGNORED_OPTIONS:
-        parser.add_argument(f"--{name}", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    return parser
-
-
-def from_args(cls: type, parser: argparse.ArgumentParser, argv: list[str] | None) -> Any:
-    """Parse argv into ``cls``, noting ignored options and applying ``--suffix``."""
-    ns = vars(parser.parse_args(argv))
-    for name in IGNORED_OPTIONS:
-        if name in ns:
-            log.warning(
-                "note: --%s is accepted for compatibility and not used (%s)",
-                name,
-                IGNORED_OPTIONS[name],
-            )
-            del ns[name]
-    cfg = cls(**ns)
-    if isinstance(cfg, TrainConfig):
-        cfg = apply_preset(cfg, explicit_flags(parser, argv))
-    if cfg.suffix:
-        try:
-            cfg.name = f"{cfg.name}_{cfg.suffix.format(**asdict(cfg))}"
-        except (KeyError, IndexError, ValueError) as err:
-            raise AffineGANError(
-                f"--suffix {cfg.suffix!r} names an unknown option ({err})"
-            ) from None
-    validate(cfg)
-    return cfg
-
-
-def validate(cfg: Any) -> None:
-    """Refuse, in one line naming the flag, a number outside its field's bounds (metadata
-    ``min`` / ``positive``) or not finite, before any command does work with it."""
-    for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if not math.isfinite(value):
-            raise AffineGANError(f"--{f.name} {value}: expected a finite number")
-        if f.metadata.get("positive") and not value > 0:
-            raise AffineGANError(f"--{f.name} {value}: must be greater than 0")
-        low = f.metadata.get("min")
-        if low is not None and value < low:
-            raise AffineGANError(f"--{f.name} {value}: must be at least {low}")
-
-
-def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a config from a stored dict, ignoring keys this version does not know."""
-    known = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def format_options(cfg: Any, defaults: Any) -> str:
-    """The original's opt.txt table: every option, with the default where it differs."""
-    lines = ["----------------- Options ---------------"]
-    base = asdict(defaults)
-    for key, value in sorted(asdict(cfg).items()):
-        note = "" if base.get(key) == value else f"\t[default: {base.get(key)}]"
-        lines.append(f"{key:>25}: {str(value):<30}{note}")
-    lines.append("----------------- End -------------------")
-    return "\n".join(lines) + "\n"
+    verbose: bool = opt_verbose()
 
 
 def parse_alphas(text: str) -> list[float]:

@@ -60,12 +60,8 @@ The generator runs in eval mode (dropout off, no noise), so an evaluation is det
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,65 +71,37 @@ from PIL import Image
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from . import metrics
-from .config import build_parser
+from . import layout, metrics
+from .command_options import EvalConfig
 from .data.dataset import Clip, scan_clips
 from .data.images import image_to_tensor, load_rgb
 from .errors import AffineGANError
 from .generate import animate, load_generator, set_mode
 from .model import infer_alpha
 from .networks import Generator
-from .report import compare_table, terminal_summary, write_reports
+from .options import validate
+from .report import FORMAT, write_reports
 from .runtime import resolve_device
+from .scoring import (
+    Embedder,
+    frame_metrics,
+    identity_metrics,
+    intensity_metrics,
+    jsonable,
+    summarize,
+)
+from .scoring import (  # benchmarks/quality.py imports it from here
+    expression_metrics as expression_metrics,
+)
 
 log = logging.getLogger(__name__)
 
-FORMAT = "affinegan-eval/1"
 
 # (resize factor, dlib upsampling) tried in turn until a face is found. dlib's frontal detector
 # finds faces of about 80 px and up; 64 px frames need its 2x upsampling, and the few frames it
 # still misses are often found after a bicubic enlargement.
 DETECTION_LADDER: tuple[tuple[float, int], ...] = ((1.0, 1), (2.0, 0), (2.5, 0))
 LADDER_MAX_SIDE = 256  # frames at least this large get one plain detection pass
-
-Embedder = Callable[[np.ndarray], "np.ndarray | None"]
-
-
-def _opt(default: Any, help: str, **kw: Any) -> Any:
-    return field(default=default, metadata={"help": help, **kw})
-
-
-@dataclass
-class EvalConfig:
-    """Options of ``affinegan evaluate`` (flag names follow ``affinegan generate``)."""
-
-    dataroot: str = _opt("", "dataset root with <phase>/img/<clip>/ (frame 1 input)", required=True)
-    name: str = _opt("experiment_name", "run name under --checkpoints_dir")
-    checkpoints_dir: str = _opt("./checkpoints", "where runs are saved")
-    results_dir: str = _opt("./results/", "frames already generated are read from here")
-    epoch: str = _opt("latest", "which weights: latest or an epoch number")
-    phase: str = _opt("test", "split whose clips are evaluated (train: a sanity check)")
-    gpu_ids: str = _opt("0", "GPU id; -1 for CPU")
-    out: str = _opt("", "JSON to write (default <results_dir>/<name>/eval_<phase>_<epoch>.json)")
-    fineSize: int = _opt(0, "evaluation size (0: the size the model was trained at)")
-    max_clips: int = _opt(0, "evaluate at most this many clips (0: all)")
-    chunk: int = _opt(32, "frames decoded per batch")
-    regenerate: bool = _opt(False, "ignore frames already in --results_dir")
-    no_faces: bool = _opt(False, "skip the face-embedding metrics (ACD; needs dlib)")
-    region_threshold: float = _opt(
-        metrics.REGION_THRESHOLD, "levels (0-255) a truth pixel must change to be expression"
-    )
-    verbose: bool = _opt(False, "more log output")
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.checkpoints_dir) / self.name
-
-    @property
-    def json_path(self) -> Path:
-        if self.out:
-            return Path(self.out)
-        return Path(self.results_dir) / self.name / f"eval_{self.phase}_{self.epoch}.json"
 
 
 def face_embedding(image: np.ndarray) -> np.ndarray | None:
@@ -178,14 +146,16 @@ def load_truth_intensity(root: Path, phase: str, clip: Clip) -> list[float] | No
 
 def generated_frames_dir(cfg: EvalConfig) -> Path:
     """Where ``affinegan generate`` writes frames (the original's results layout)."""
-    return Path(cfg.results_dir) / cfg.name / f"{cfg.phase}_{cfg.epoch}" / "images"
+    return (
+        layout.results_folder(cfg.results_dir, cfg.name, cfg.phase, cfg.epoch) / layout.IMAGES_DIR
+    )
 
 
 def read_generated(folder: Path, clip: str, size: int, newer_than: float) -> np.ndarray | None:
     """``<clip>_fake_B_list0..M-1.png`` from ``folder`` as (M,S,S,3) uint8, or None when absent
     or older than the checkpoint (frames of an earlier model must not be scored)."""
     paths = []
-    while (p := folder / f"{clip}_fake_B_list{len(paths)}.png").is_file():
+    while (p := folder / layout.frame_name(clip, len(paths))).is_file():
         paths.append(p)
     if not paths:
         return None
@@ -207,95 +177,6 @@ def infer_clip_alphas(G: Generator, x: torch.Tensor, chunk: int = 32) -> np.ndar
         ]
     )
     return infer_alpha(f0, fr, fk[None])[0].double().cpu().numpy()
-
-
-def _nanmean(values: list[float]) -> float:
-    finite = [v for v in values if v is not None and not math.isnan(v)]
-    return float(np.mean(finite)) if finite else math.nan
-
-
-def peak_third(n: int) -> np.ndarray:
-    """Which of the truth frames 1..N-1 of an N-frame clip form its peak third: relative
-    position k / (N - 1) >= 2/3 (always the last frame at least)."""
-    k = np.arange(1, n)
-    return 3 * k >= 2 * (n - 1)
-
-
-def _expression_figures(
-    video: np.ndarray, truth: np.ndarray, inp: np.ndarray, region: np.ndarray, peak: np.ndarray
-) -> dict[str, Any]:
-    """Region PSNR/SSIM of frames 1..N-1 against the truth and expression strength, per frame
-    and as means over all of them and over the peak third."""
-    pairs = list(zip(video, truth, strict=True))
-    rpsnr = np.array([metrics.region_psnr(g, t, region) for g, t in pairs])
-    rssim = np.array([metrics.region_ssim(g, t, region) for g, t in pairs])
-    return {
-        "region_psnr": rpsnr.tolist(),
-        "region_ssim": rssim.tolist(),
-        "strength": [metrics.expression_strength(g, t, inp, region) for g, t in pairs],
-        "region_psnr_mean": _nanmean(rpsnr.tolist()),
-        "region_ssim_mean": _nanmean(rssim.tolist()),
-        "region_psnr_peak": _nanmean(rpsnr[peak].tolist()),
-        "region_ssim_peak": _nanmean(rssim[peak].tolist()),
-        "strength_peak": metrics.expression_strength(video[peak], truth[peak], inp, region),
-    }
-
-
-def expression_metrics(
-    frames: np.ndarray,
-    videos: dict[str, np.ndarray],
-    threshold: float = metrics.REGION_THRESHOLD,
-) -> dict[str, dict[str, Any]]:
-    """The expression figures of one clip (N,S,S,3) for videos of N frames at the truth
-    positions (step 6 of the protocol): its region, and per video and for copy-input the
-    region PSNR/SSIM, strength and, for the videos, region gain over copy-input."""
-    n, size = len(frames), min(frames.shape[1:3])
-    inp, truth = frames[0], frames[1:]
-    margin = metrics.region_margin(size)
-    region = metrics.expression_region(truth, inp, threshold, margin, margin)
-    peak = peak_third(n)
-    out: dict[str, dict[str, Any]] = {
-        "region": {
-            "pixels": int(region.sum()),
-            "fraction": float(region.mean()),
-            "threshold": threshold,
-            "motion": margin,
-            "dilate": margin,
-            "peak_frames": int(peak.sum()),
-        },
-        "copy_input": _expression_figures(
-            np.broadcast_to(inp, truth.shape), truth, inp, region, peak
-        ),
-    }
-    copy = out["copy_input"]
-    for key, video in videos.items():
-        out[key] = rec = _expression_figures(video[1:], truth, inp, region, peak)
-        rec["region_gain"] = rec["region_psnr_mean"] - copy["region_psnr_mean"]
-        rec["region_gain_peak"] = rec["region_psnr_peak"] - copy["region_psnr_peak"]
-    return out
-
-
-def _identity_metrics(
-    embed: Embedder, inp: np.ndarray, truth: np.ndarray, videos: dict[str, np.ndarray]
-) -> dict[str, Any]:
-    """ACD-m/-i/-c of each video at the truth frames 1..N-1, plus the truth's own ACD-i/-c."""
-    e_in = embed(inp)
-    e_gt = [embed(f) for f in truth]
-    out: dict[str, Any] = {"input_face_found": e_in is not None}
-    out["gt"] = {
-        "acd_i": asdict(metrics.acd_i(e_gt, e_in)),
-        "acd_c": asdict(metrics.acd_c(e_gt)),
-        "faces_missing": sum(e is None for e in e_gt),
-    }
-    for key, frames in videos.items():
-        e = [embed(f) for f in frames]
-        out[key] = {
-            "acd_m": asdict(metrics.acd_m(e, e_gt)),
-            "acd_i": asdict(metrics.acd_i(e, e_in)),
-            "acd_c": asdict(metrics.acd_c(e)),
-            "faces_missing": sum(v is None for v in e),
-        }
-    return out
 
 
 def evaluate_clip(
@@ -333,120 +214,16 @@ def evaluate_clip(
         "alpha_inferred": inferred.tolist(),
         "true_intensity": truth_intensity,
     }
-    for key, video in (("schedule", matched), ("oracle", oracle)):
-        ssim = [metrics.ssim(g, t) for g, t in zip(video[1:], truth, strict=True)]
-        psnr = [metrics.psnr(g, t) for g, t in zip(video[1:], truth, strict=True)]
-        smooth = metrics.smoothness(video)
-        rec[key] = {
-            "ssim": ssim,
-            "psnr": psnr,
-            "ssim_mean": float(np.mean(ssim)),
-            "psnr_mean": float(np.mean(psnr)),
-            "smooth_mean": smooth.mean,
-            "smooth_max": smooth.max,
-        }
-    gt_smooth = metrics.smoothness(frames)
-    rec["gt"] = {"smooth_mean": gt_smooth.mean, "smooth_max": gt_smooth.max}
-    # References: repeating the input scores this without animating anything, and the
-    # alpha = 0 frame against the input shows what the generator loses in rendering alone.
-    rec["copy_input"] = {
-        "ssim_mean": float(np.mean([metrics.ssim(frames[0], t) for t in truth])),
-        "psnr_mean": float(np.mean([metrics.psnr(frames[0], t) for t in truth])),
-    }
-    for key, values in expression_metrics(
-        frames, {"schedule": matched, "oracle": oracle}, region_threshold
-    ).items():
-        rec.setdefault(key, {}).update(values)
-    rec["reconstruction"] = {
-        "ssim_mean": metrics.ssim(matched[0], frames[0]),
-        "psnr_mean": metrics.psnr(matched[0], frames[0]),
-    }
-    index = list(range(n))
-    pixel_dist = np.abs(frames.astype(np.float64) - frames[0]).mean(axis=(1, 2, 3))
-    rec["intensity"] = {
-        "spearman": (
-            metrics.spearman(inferred[1:], truth_intensity[1:]) if truth_intensity else math.nan
-        ),
-        "spearman_pixel_baseline": (
-            metrics.spearman(pixel_dist[1:], truth_intensity[1:]) if truth_intensity else math.nan
-        ),
-        "monotonic_fraction": metrics.monotonic_fraction(inferred),
-        "kendall_tau": metrics.kendall_tau(inferred.tolist(), index),
-        "alpha_peak": float(inferred.max()),
-    }
+    rec.update(frame_metrics(frames, {"schedule": matched, "oracle": oracle}, region_threshold))
+    rec["intensity"] = intensity_metrics(frames, inferred, truth_intensity)
     if embed is not None:
-        ident = _identity_metrics(
+        ident = identity_metrics(
             embed, frames[0], truth, {"schedule": matched[1:], "oracle": oracle[1:]}
         )
         rec["input_face_found"] = ident.pop("input_face_found")
         for key, values in ident.items():
             rec[key].update(values)
     return rec, {"truth": frames, "schedule": matched, "oracle": oracle}
-
-
-def summarize(clips: list[dict[str, Any]]) -> dict[str, float | int]:
-    """Means over clips of the per-clip figures, plus pooled Spearman and face counts."""
-
-    def mean(get: Callable[[dict[str, Any]], Any]) -> float:
-        return _nanmean([get(c) for c in clips])
-
-    s: dict[str, float | int] = {"clips": len(clips), "frames": sum(c["frames"] - 1 for c in clips)}
-    videos = (
-        ("schedule", ""),
-        ("oracle", "oracle_"),
-        ("copy_input", "copy_"),
-        ("reconstruction", "recon_"),
-    )
-    for video, prefix in videos:
-        s[f"{prefix}ssim"] = mean(lambda c, v=video: c[v]["ssim_mean"])
-        s[f"{prefix}psnr"] = mean(lambda c, v=video: c[v]["psnr_mean"])
-    pooled_a, pooled_t = [], []
-    for c in clips:
-        if c["true_intensity"]:
-            pooled_a += c["alpha_inferred"][1:]
-            pooled_t += c["true_intensity"][1:]
-    s["region_fraction"] = mean(lambda c: c["region"]["fraction"])
-    s["region_empty"] = sum(c["region"]["pixels"] == 0 for c in clips)
-    for video, prefix in videos[:3]:
-        for m in ("region_psnr", "region_ssim"):
-            s[f"{prefix}{m}"] = mean(lambda c, v=video, m=m: c[v][f"{m}_mean"])
-            s[f"{prefix}{m}_peak"] = mean(lambda c, v=video, m=m: c[v][f"{m}_peak"])
-    for video, prefix in videos[:2]:
-        for m in ("region_gain", "region_gain_peak", "strength_peak"):
-            s[f"{prefix}{m}"] = mean(lambda c, v=video, m=m: c[v][m])
-    s["spearman"] = mean(lambda c: c["intensity"]["spearman"])
-    s["spearman_pooled"] = metrics.spearman(pooled_a, pooled_t) if pooled_a else math.nan
-    s["spearman_pixel_baseline"] = mean(lambda c: c["intensity"]["spearman_pixel_baseline"])
-    s["monotonic_fraction"] = mean(lambda c: c["intensity"]["monotonic_fraction"])
-    s["kendall_tau"] = mean(lambda c: c["intensity"]["kendall_tau"])
-    s["alpha_peak"] = mean(lambda c: c["intensity"]["alpha_peak"])
-    if any("input_face_found" in c for c in clips):
-        for video, prefix in (("schedule", ""), ("oracle", "oracle_")):
-            for m in ("acd_m", "acd_i", "acd_c"):
-                s[f"{prefix}{m}"] = mean(lambda c, v=video, m=m: c[v][m]["value"])
-        s["gt_acd_i"] = mean(lambda c: c["gt"]["acd_i"]["value"])
-        s["gt_acd_c"] = mean(lambda c: c["gt"]["acd_c"]["value"])
-        s["faces_missing_generated"] = sum(c["schedule"]["faces_missing"] for c in clips)
-        s["faces_missing_oracle"] = sum(c["oracle"]["faces_missing"] for c in clips)
-        s["faces_missing_gt"] = sum(c["gt"]["faces_missing"] for c in clips)
-        s["faces_missing_input"] = sum(not c["input_face_found"] for c in clips)
-    for video, prefix in (("schedule", ""), ("oracle", "oracle_"), ("gt", "gt_")):
-        s[f"{prefix}smooth_mean"] = mean(lambda c, v=video: c[v]["smooth_mean"])
-        s[f"{prefix}smooth_max"] = mean(lambda c, v=video: c[v]["smooth_max"])
-    return s
-
-
-def _jsonable(obj: Any) -> Any:
-    """nan/inf -> null so the file is strict JSON; numpy scalars -> Python numbers."""
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 def _eval_clips(cfg: EvalConfig) -> list[Clip]:
@@ -470,8 +247,7 @@ def _eval_clips(cfg: EvalConfig) -> list[Clip]:
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     """Evaluate a run on every clip with ground truth; write JSON, Markdown, HTML and plots."""
-    if cfg.chunk < 1:
-        raise AffineGANError("--chunk must be at least 1")
+    validate(cfg)  # also when called without the command line
     clips = _eval_clips(cfg)
     if not cfg.no_faces:
         _check_face_tools()
@@ -479,7 +255,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     model = load_generator(cfg.run_dir, cfg.epoch, size=cfg.fineSize)
     G = model.G.to(device)
     set_mode(G, dropout=False)
-    ckpt_time = ckpt.weight_path(cfg.run_dir, cfg.epoch, "G").stat().st_mtime
+    ckpt_time = layout.weight_path(cfg.run_dir, cfg.epoch, "G").stat().st_mtime
     gen_dir = generated_frames_dir(cfg)
     records, videos = [], {}
     for clip in tqdm(clips, desc="evaluating", unit="clip", dynamic_ncols=True, disable=None):
@@ -514,7 +290,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "summary": summarize(records),
         "clips": records,
     }
-    result = _jsonable(result)
+    result = jsonable(result)
     write_reports(result, cfg.json_path, videos)
     return result
 
@@ -523,50 +299,3 @@ def protocol_text() -> str:
     """The evaluation protocol in words, stored with every result (the module docstring)."""
     doc = __doc__ or ""
     return doc.split("\n\n", 1)[1].rsplit("\n\n", 1)[0].strip()
-
-
-def load_result(path: Path) -> dict[str, Any]:
-    """An evaluation JSON written by ``affinegan evaluate``, or a one-line error."""
-    path = Path(path)
-    if not path.is_file():
-        raise AffineGANError(
-            f"{path}: no such evaluation file; write it with affinegan evaluate --out"
-        )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AffineGANError(
-            f"{path}: not valid JSON ({err}); give a file from affinegan evaluate"
-        ) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or "summary" not in data:
-        raise AffineGANError(
-            f"{path}: not an affinegan evaluation ({FORMAT}); give a file from affinegan evaluate"
-        )
-    return data
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``affinegan evaluate``: score a run against ground-truth clips."""
-    parser = build_parser(
-        EvalConfig, "affinegan evaluate", "Evaluate a trained model on clips with ground truth."
-    )
-    ns = vars(parser.parse_args(argv))
-    cfg = EvalConfig(**{f.name: ns[f.name] for f in fields(EvalConfig)})
-    result = evaluate(cfg)
-    print(terminal_summary(result))
-    print(f"report: {cfg.json_path.with_suffix('.html')} (JSON {cfg.json_path})")
-    return 0
-
-
-def compare_main(argv: list[str] | None = None) -> int:
-    """``affinegan compare A.json B.json``: two evaluations side by side with deltas."""
-    p = argparse.ArgumentParser(prog="affinegan compare", description=compare_main.__doc__)
-    p.add_argument("run_a", help="evaluation JSON of the first run")
-    p.add_argument("run_b", help="evaluation JSON of the second run")
-    p.add_argument("--out", default="", help="also write the table to this Markdown file")
-    a = p.parse_args(argv)
-    table = compare_table(load_result(Path(a.run_a)), load_result(Path(a.run_b)), a.run_a, a.run_b)
-    print(table)
-    if a.out:
-        Path(a.out).write_text(table + "\n", encoding="utf-8")
-    return 0

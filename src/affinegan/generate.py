@@ -23,6 +23,7 @@ from .data.images import (
 )
 from .errors import AffineGANError
 from .html import write_image_table
+from .layout import INDEX, results_folder
 from .networks import UNET_DEPTHS, Encoding, Generator, canonical_netg
 from .results import input_photos, resolve_alphas, write_face
 from .runtime import resolve_device
@@ -78,7 +79,7 @@ def load_generator(
     except RuntimeError as err:
         raise AffineGANError(f"{path}: weights do not fit the generator ({err})") from None
     unit = 2 ** UNET_DEPTHS[canonical_netg(kwargs["netG"])]
-    size = size or int(saved.get("fineSize", 0)) or 256  # the original's test-time default
+    size = size or ckpt.training_size(saved, kwargs["netG"])
     if size % unit:
         raise AffineGANError(
             f"--fineSize {size} does not suit {kwargs['netG']}: use a multiple of {unit}"
@@ -153,13 +154,13 @@ def generate(cfg: GenerateConfig) -> Path:
     G = model.G.to(device)
     set_mode(G, dropout=cfg.dropout or not cfg.eval)
     video = expressions.plan(model.expressions, cfg.expression, cfg.mix, alphas)
-    out_dir = Path(cfg.results_dir) / cfg.name / f"{cfg.phase}_{cfg.epoch}"
+    out_dir = results_folder(cfg.results_dir, cfg.name, cfg.phase, cfg.epoch)
     rows = []
     for clip, path in tqdm(inputs, desc="generating", unit="face", leave=False):
         x = _load_face(path, model.size, cfg.align, megapixels(cfg.max_megapixels)).to(device)
         frames = animate_plan(G, x, video, cfg.chunk)
         face = tensor_to_uint8(x.cpu())
         rows.append((clip, write_face(out_dir, clip, face, frames, alphas, formats, cfg.fps)))
-    write_image_table(out_dir / "index.html", f"{cfg.name}: {cfg.phase}_{cfg.epoch}", rows)
+    write_image_table(out_dir / INDEX, f"{cfg.name}: {cfg.phase}_{cfg.epoch}", rows)
     log.info("wrote %d videos of %d frames to %s", len(inputs), len(alphas), out_dir)
     return out_dir

@@ -7,43 +7,17 @@ frames ``<results_dir>/<exp>/<phase>_<epoch>/images/<clip>_fake_B_list<i>.png`` 
 
 from __future__ import annotations
 
-import argparse
 import logging
-import re
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from affinegan import layout
 from affinegan.errors import AffineGANError
 from affinegan.video import write_gif, write_mp4
 
 logger = logging.getLogger(__name__)
-
-_FRAME_RE = re.compile(r"(?P<clip>.+)_fake_B_list(?P<index>\d+)\.png")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Parser with the original script's flags plus ``--fps`` and ``--mp4``."""
-    parser = argparse.ArgumentParser(
-        prog="img2gif.py",
-        description="Assemble generated frames into one GIF (and optionally MP4) per test clip.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--exp_names", required=True, help="comma-separated experiment names")
-    parser.add_argument("--dataroot", required=True, help="dataset root holding test/img/<clip>/")
-    parser.add_argument("--results_dir", default="./results/", help="where generate.py wrote")
-    parser.add_argument("--epoch", default="latest", help="which epoch's results to use")
-    parser.add_argument("--phase", default="test", help="which phase's results to use")
-    parser.add_argument(
-        "--interval", type=float, default=0.05, help="alpha step; frames per clip = 1/interval"
-    )
-    parser.add_argument("--fps", type=float, default=10.0, help="playback frames per second")
-    parser.add_argument(
-        "--mp4", action="store_true", help="also write an H.264 .mp4 beside each gif"
-    )
-    return parser
 
 
 def _clip_names(dataroot: Path) -> list[str]:
@@ -64,7 +38,7 @@ def _frames_by_clip(images_dir: Path) -> dict[str, dict[int, Path]]:
     """Index ``<clip>_fake_B_list<i>.png`` files by clip and numeric frame index."""
     found: dict[str, dict[int, Path]] = {}
     for path in images_dir.iterdir():
-        match = _FRAME_RE.fullmatch(path.name)
+        match = layout.FRAME_RE.fullmatch(path.name)
         if match:
             found.setdefault(match["clip"], {})[int(match["index"])] = path
     return found
@@ -82,7 +56,7 @@ def _clip_frame_paths(
     missing = [i for i in range(max(frames) + 1) if i not in frames]
     if missing:
         raise AffineGANError(
-            f"{images_dir / f'{clip}_fake_B_list{missing[0]}.png'}: frame missing "
+            f"{images_dir / layout.frame_name(clip, missing[0])}: frame missing "
             f"({len(missing)} of {max(frames) + 1} absent); re-run generate.py first"
         )
     if len(frames) != expected:
@@ -138,7 +112,7 @@ def make_gifs(
 
     jobs: list[tuple[Path, list[Path]]] = []
     for exp in exp_names:
-        images_dir = results_dir / exp / f"{phase}_{epoch}" / "images"
+        images_dir = layout.results_folder(results_dir, exp, phase, epoch) / layout.IMAGES_DIR
         if not images_dir.is_dir():
             raise AffineGANError(
                 f"{images_dir}: no such folder; run generate.py for experiment {exp!r} "
@@ -147,7 +121,7 @@ def make_gifs(
         found = _frames_by_clip(images_dir)
         for clip in clips:
             paths = _clip_frame_paths(images_dir, clip, found.get(clip, {}), expected)
-            jobs.append((results_dir / "gifs" / exp / f"{clip}_{epoch}.gif", paths))
+            jobs.append((layout.gif_path(results_dir, exp, clip, epoch), paths))
 
     written: list[Path] = []
     for gif_path, paths in jobs:
@@ -159,24 +133,7 @@ def make_gifs(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns 2 with a one-line message on a user error."""
-    args, unknown = build_parser().parse_known_args(argv)
-    if unknown:
-        print(f"note: ignoring unrecognised arguments: {' '.join(unknown)}", file=sys.stderr)
-    try:
-        written = make_gifs(
-            [name.strip() for name in args.exp_names.split(",") if name.strip()],
-            dataroot=Path(args.dataroot),
-            results_dir=Path(args.results_dir),
-            epoch=args.epoch,
-            phase=args.phase,
-            interval=args.interval,
-            fps=args.fps,
-            mp4=args.mp4,
-        )
-    except AffineGANError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for path in written:
-        print(path)
-    return 0
+    """The original script's entry point: one-line errors with exit status 2."""
+    from .cli import script_main
+
+    return script_main("img2gif.py", argv)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import layout
 from .checkpoint import Progress
 from .data.images import tensor_to_uint8
 from .html import write_image_table
@@ -36,13 +37,13 @@ class RunLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+            self.tb = SummaryWriter(str(self.run_dir / layout.TENSORBOARD_DIR))
         except ImportError:
             log.debug("tensorboard not installed: no TensorBoard logs")
 
     def _forget_after(self, step: int) -> None:
         """Drop metrics of steps past the checkpoint being resumed: they will be run again."""
-        path = self.run_dir / "metrics.jsonl"
+        path = self.run_dir / layout.METRICS_FILE
         if not path.is_file():
             return
         lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
@@ -53,10 +54,10 @@ class RunLogger:
     def _existing_rows(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """Rows of samples already on disk, so a resumed run keeps its history on the page."""
         groups: dict[tuple[int, int], list[tuple[str, str]]] = {}
-        for path in sorted((self.run_dir / "web" / "images").glob("epoch*_step*_*.png")):
+        for path in sorted(layout.samples_dir(self.run_dir).glob("epoch*_step*_*.png")):
             epoch, step, label = path.stem.split("_", 2)
             key = (int(epoch[5:]), int(step[4:]))
-            groups.setdefault(key, []).append((label, f"images/{path.name}"))
+            groups.setdefault(key, []).append((label, f"{layout.IMAGES_DIR}/{path.name}"))
         order = {label.split()[0]: i for i, label in enumerate(SAMPLE_LABELS)}
         return [
             (f"epoch {e}, step {s}", sorted(row, key=lambda item: order.get(item[0], 99)))
@@ -64,7 +65,7 @@ class RunLogger:
         ]
 
     def text(self, line: str) -> None:
-        with open(self.run_dir / "loss_log.txt", "a") as f:
+        with open(self.run_dir / layout.LOSS_LOG, "a") as f:
             f.write(line + "\n")
 
     def losses(self, p: Progress, values: dict[str, float], t_comp: float, t_data: float) -> str:
@@ -83,7 +84,7 @@ class RunLogger:
             "wall": time.time(),
             **values,
         }
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
+        with open(self.run_dir / layout.METRICS_FILE, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.tb is not None:
             for k, v in values.items():
@@ -120,16 +121,16 @@ class RunLogger:
                 )
         if not self.html:
             return
-        folder = self.run_dir / "web" / "images"
+        folder = layout.samples_dir(self.run_dir)
         folder.mkdir(parents=True, exist_ok=True)
         row = []
         for label, img in images.items():
             name = f"epoch{p.epoch:03d}_step{p.total_steps:07d}_{label.split()[0]}.png"
             Image.fromarray(img).save(folder / name)
-            row.append((label, f"images/{name}"))
+            row.append((label, f"{layout.IMAGES_DIR}/{name}"))
         self.rows.insert(0, (f"epoch {p.epoch}, step {p.total_steps}", row))
         write_image_table(
-            self.run_dir / "web" / "index.html",
+            self.run_dir / layout.WEB_DIR / layout.INDEX,
             f"training samples: {self.run_dir.name}",
             self.rows,
             refresh_s=60,

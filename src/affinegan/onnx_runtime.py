@@ -21,14 +21,14 @@ from .data.images import load_rgb, megapixels
 from .errors import AffineGANError
 from .expressions import Plan, plan
 from .html import write_image_table
+from .layout import EXPORT_DIR, INDEX, MANIFEST, results_folder
+from .options import validate
 from .results import input_photos, resolve_alphas, write_face
 from .video import parse_formats
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-MANIFEST = "model.json"
-EXPORT_DIR = "onnx"  # <checkpoints_dir>/<name>/onnx/ unless --out says otherwise
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -172,8 +172,7 @@ def generate_onnx(
         raise AffineGANError("--align needs the PyTorch backend (face detection); crop first")
     if cfg.dropout:
         raise AffineGANError("--dropout needs the PyTorch backend; exported graphs are eval mode")
-    if cfg.chunk < 1:
-        raise AffineGANError("--chunk must be at least 1")
+    validate(cfg)  # also when called without the command line
     formats = parse_formats(cfg.format)
     alphas = resolve_alphas(cfg)
     inputs = input_photos(cfg, first_frames)
@@ -184,7 +183,7 @@ def generate_onnx(
         raise AffineGANError(f"--fineSize {size}: the graphs were exported at {gen.size} px")
     names = gen.manifest["expressions"]
     video = plan(names if len(names) > 1 else [], cfg.expression, cfg.mix, alphas)
-    out_dir = Path(cfg.results_dir) / cfg.name / f"{cfg.phase}_{cfg.epoch}"
+    out_dir = results_folder(cfg.results_dir, cfg.name, cfg.phase, cfg.epoch)
     rows = []
     for clip, path in inputs:
         x = load_face(path, size, megapixels(cfg.max_megapixels))
@@ -196,6 +195,6 @@ def generate_onnx(
             )
         )
     title = f"{cfg.name}: {cfg.phase}_{cfg.epoch} (onnxruntime)"
-    write_image_table(out_dir / "index.html", title, rows)
+    write_image_table(out_dir / INDEX, title, rows)
     log.info("wrote %d videos of %d frames to %s (onnxruntime)", len(inputs), len(alphas), out_dir)
     return out_dir

@@ -16,7 +16,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .errors import AffineGANError
 from .files import atomic_output
+
+FORMAT = "affinegan-eval/1"  # what load_result accepts
 
 # (summary key, label, which way is better: "higher" | "lower" | None, decimals). ACD-c and
 # smoothness have no better direction: a video that never moves scores 0 on both.
@@ -355,3 +358,23 @@ def compare_table(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: str
     if (a["run"]["dataroot"], a["run"]["phase"]) != (b["run"]["dataroot"], b["run"]["phase"]):
         notes.append("note: the runs were evaluated on different clips")
     return "\n".join([*notes, "", _md_table(head, rows)])
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    """An evaluation JSON written by ``affinegan evaluate``, or a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise AffineGANError(
+            f"{path}: no such evaluation file; write it with affinegan evaluate --out"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AffineGANError(
+            f"{path}: not valid JSON ({err}); give a file from affinegan evaluate"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or "summary" not in data:
+        raise AffineGANError(
+            f"{path}: not an affinegan evaluation ({FORMAT}); give a file from affinegan evaluate"
+        )
+    return data

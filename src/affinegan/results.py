@@ -12,6 +12,7 @@ from PIL import Image
 from .config import GenerateConfig, parse_alphas
 from .curves import alpha_curve
 from .errors import AffineGANError
+from .layout import IMAGES_DIR, frame_name, input_name
 from .video import write_gif, write_mp4
 
 Row = list[tuple[str, str]]
@@ -55,15 +56,15 @@ def write_face(
     fps: float,
 ) -> Row:
     """Save one face's input (H,W,3 uint8) and frames (N,H,W,3 uint8); its row of index.html."""
-    images = out_dir / "images"
+    images = out_dir / IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(face).save(images / f"{clip}_input_A.png")
-    row = [("input", f"images/{clip}_input_A.png")]
+    Image.fromarray(face).save(images / input_name(clip))
+    row = [("input", f"{IMAGES_DIR}/{input_name(clip)}")]
     if "png" in formats:
         for i, frame in enumerate(frames):
-            Image.fromarray(frame).save(images / f"{clip}_fake_B_list{i}.png")
+            Image.fromarray(frame).save(images / frame_name(clip, i))
         row += [
-            (f"alpha {a:.2f}", f"images/{clip}_fake_B_list{i}.png") for i, a in enumerate(alphas)
+            (f"alpha {a:.2f}", f"{IMAGES_DIR}/{frame_name(clip, i)}") for i, a in enumerate(alphas)
         ]
     if "gif" in formats:
         write_gif(list(frames), out_dir / f"{clip}.gif", fps)

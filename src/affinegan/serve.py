@@ -1,75 +1,69 @@
-"""``affinegan serve``: a browser demo that turns one face photo into an expression video.
+"""``affinegan serve``: the core of the browser demo, one face photo -> an expression video.
 
 It follows the inference road of ``generate.py`` (photo -> encode once -> decode a batch of
 alphas, paper Eq. 1: ``z_b + alpha * z_r``) and keeps the encoding of each (model, photo,
 auto-crop) triple in an LRU cache, so trying other frame counts or curves on the same photo only
-costs the decoder. ``Animator`` is that core without any web code; ``build_app`` puts a Gradio
-page on it and ``serving`` runs the page. Everything the server writes (uploads, Gradio's cache,
-results, the example faces) lives in one temporary folder that is deleted when it stops.
+costs the decoder. ``Animator`` is that core without any web code; ``serve_page.py`` puts a
+Gradio page on it and runs it.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.util
 import io
 import logging
-import os
 import shutil
-import signal
-import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from . import checkpoint as ckpt
-from .curves import CURVES, alpha_curve
+from .command_options import ServeOptions
+from .curves import alpha_curve
 from .data.images import decode, image_to_tensor
 from .data.synthetic import render_face
 from .errors import AffineGANError
 from .generate import LoadedModel, decode_frames, load_generator, set_mode
-from .networks import UNET_DEPTHS, Encoding
-from .runtime import resolve_device
+from .layout import generator_file
+from .networks import Encoding
 from .video import write_gif, write_mp4
-
-if TYPE_CHECKING:
-    import gradio as gr
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "latest_net_G.pth"
+MODEL_FILE = generator_file()  # a folder holding it is a run the page offers
 EXAMPLE_SEEDS = (1, 2, 3, 6)  # synthetic identities shown as example faces
 TRAIN_HINT = (
     "train one first: `affinegan demo` (a small CPU model, a few minutes; then serve "
     "`--checkpoints_dir demo_out/checkpoints`) or `python train.py --dataroot DATA --name NAME "
     "--checkpoints_dir {checkpoints_dir}`, then press Refresh model list"
 )
-# Models work at 64-256 px: show results large and sharp rather than small or blurred.
-_CSS = """
-#gif img, #mp4 video, #strip img {image-rendering: pixelated}
-#gif .image-frame, #gif img {width: 100%; height: 100%; object-fit: contain}
-"""
 _DECODE_CHUNK = 32  # alphas decoded per forward pass: bounds memory for long clips
 _KEEP_RESULTS = 32  # result folders kept on disk; Gradio has its own copy of what it shows
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask for, so that no upload or setting can exhaust memory or disk."""
+    """What one request may ask for, so that no upload or setting can exhaust memory or disk;
+    ``affinegan serve``'s flags by default."""
 
-    max_bytes: int = 10 * 2**20
-    max_pixels: int = 16_000_000
-    max_frames: int = 120
+    max_bytes: int = int(ServeOptions.max_upload_mb * 2**20)
+    max_pixels: int = int(ServeOptions.max_megapixels * 1e6)
+    max_frames: int = ServeOptions.max_frames
+
+    @classmethod
+    def of(cls, opts: ServeOptions) -> Limits:
+        return cls(int(opts.max_upload_mb * 2**20), int(opts.max_megapixels * 1e6), opts.max_frames)
+
+
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -101,12 +95,13 @@ class Animation:
 
 
 def training_size(run_dir: Path) -> int:
-    """``fineSize`` from the run's saved config, else the size its U-Net depth is built for."""
+    """The size the run works at (``checkpoint.training_size``), without loading its weights
+    when its saved config says."""
     config = ckpt.read_config(run_dir) or {}
     if config.get("fineSize"):
         return int(config["fineSize"])
     sd = ckpt.load_weights(Path(run_dir) / MODEL_FILE)
-    return 2 ** UNET_DEPTHS[ckpt.infer_generator_options(sd)["netG"]]
+    return ckpt.training_size(config, ckpt.infer_generator_options(sd)["netG"])
 
 
 def find_models(checkpoints_dir: Path) -> list[ModelInfo]:
@@ -194,7 +189,7 @@ class Animator:
         self,
         checkpoints_dir: Path,
         out_dir: Path,
-        limits: Limits = Limits(),
+        limits: Limits = DEFAULT_LIMITS,
         device: torch.device | str = "cpu",
         cache_size: int = 16,
     ) -> None:
@@ -318,263 +313,3 @@ def write_examples(folder: Path, size: int = 256) -> list[Path]:
         Image.fromarray(render_face(seed, "smile", 0.0, size)[0]).save(path)
         paths.append(path)
     return paths
-
-
-def _import_gradio() -> Any:
-    """Import Gradio offline: no telemetry, no Hugging Face Hub calls."""
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        import gradio
-    except ImportError:
-        raise AffineGANError("the web demo needs Gradio: pip install 'affinegan[web]'") from None
-    return gradio
-
-
-def _status(anim: Animation, model: str) -> str:
-    cache = "encoding reused (cache hit)" if anim.encoding_reused else "photo encoded"
-    return f"{len(anim.frames)} frames from **{model}** in {anim.seconds:.2f} s; {cache}."
-
-
-def _reject(gr: Any, message: str) -> NoReturn:
-    """Refuse a request: one line in the server's log (not Gradio's traceback), the message
-    on the page."""
-    log.info("rejected a request: %s", message)
-    raise gr.Error(message, print_exception=False)
-
-
-def build_app(animator: Animator, examples: Sequence[Path] = ()) -> gr.Blocks:
-    """The Gradio page on ``animator``; the event is also the API endpoint ``/animate``.
-
-    ``GRADIO_TEMP_DIR`` must already point at the server's temp folder (see ``serving``):
-    Gradio's components read it when they are built.
-    """
-    gr = _import_gradio()
-
-    def on_animate(
-        photo: dict | None,
-        model: str | None,
-        frames: float,
-        peak: float,
-        curve: str,
-        auto_crop: bool,
-        fps: float,
-    ) -> tuple[str, str, list[tuple[np.ndarray, str]], list[str], str]:
-        """Gets the raw upload (``preprocess=False``): ``gr.Image`` would open it with PIL and
-        fail on a non-image with a bare traceback, while ``Animator`` says what is wrong.
-        Gradio has already checked that the path lies in its upload folder."""
-        try:
-            settings = (int(frames), float(peak), str(curve), bool(auto_crop), float(fps))
-        except (TypeError, ValueError) as err:
-            _reject(gr, f"invalid settings ({err})")
-        try:
-            anim = animator.animate(photo.get("path") if photo else None, model, *settings)
-        except AffineGANError as err:
-            _reject(gr, str(err))
-        strip = [(f, f"alpha {a:.2f}") for f, a in zip(anim.frames, anim.alphas, strict=True)]
-        files = [str(anim.gif), str(anim.mp4)]
-        return str(anim.gif), str(anim.mp4), strip, files, _status(anim, model)
-
-    def on_refresh(current: str | None) -> tuple[gr.Dropdown, gr.Markdown]:
-        models = animator.refresh()
-        names = [m.name for m in models]
-        value = current if current in names else (names[0] if names else None)
-        return (
-            gr.Dropdown(choices=[(m.label, m.name) for m in models], value=value),
-            gr.Markdown(visible=not models),
-        )
-
-    models = animator.models
-    can_crop = crop_available()
-    with gr.Blocks(title="AffineGAN: photo to expression video") as app:
-        gr.Markdown(
-            "# AffineGAN: one photo to an expression video\n"
-            "Upload a neutral, frontal face photo (or pick a synthetic example), choose an "
-            "expression model and press **Animate**. The photo is encoded once; each frame "
-            "decodes `z_b + alpha * z_r` for one intensity alpha along the chosen curve."
-        )
-        where = animator.checkpoints_dir
-        hint = TRAIN_HINT.format(checkpoints_dir=where)
-        notice = gr.Markdown(
-            f"**No trained model found under `{where}`**: {hint}.",
-            visible=not models,
-            elem_id="no-models",
-        )
-        with gr.Row():
-            with gr.Column(scale=1):
-                photo = gr.Image(
-                    label="Neutral face photo",
-                    type="filepath",
-                    sources=["upload", "clipboard"],
-                    elem_id="photo",
-                    height=300,
-                )
-                if examples:
-                    gr.Examples(
-                        [[str(p)] for p in examples],
-                        inputs=[photo],
-                        label="Example faces (synthetic)",
-                        cache_examples=False,
-                    )
-                model = gr.Dropdown(
-                    choices=[(m.label, m.name) for m in models],
-                    value=models[0].name if models else None,
-                    label="Expression model",
-                    elem_id="model",
-                )
-                refresh = gr.Button("Refresh model list", size="sm")
-                frames = gr.Slider(
-                    2,
-                    animator.limits.max_frames,
-                    value=16,
-                    step=1,
-                    label="Frames",
-                    elem_id="frames",
-                )
-                peak = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Peak intensity (alpha)")
-                curve = gr.Radio(list(CURVES), value="linear", label="Intensity curve")
-                auto_crop = gr.Checkbox(
-                    value=False,
-                    label="Auto-crop to the face",
-                    interactive=can_crop,
-                    info=None if can_crop else "unavailable: pip install 'affinegan[face]'",
-                )
-                fps = gr.Slider(1, 50, value=10, step=1, label="Frames per second")
-                go = gr.Button("Animate", variant="primary", elem_id="animate")
-            with gr.Column(scale=3):
-                status = gr.Markdown(label="Status", elem_id="status")
-                with gr.Row():
-                    gif = gr.Image(
-                        label="Animated GIF",
-                        type="filepath",
-                        interactive=False,
-                        height=320,
-                        elem_id="gif",
-                    )
-                    video = gr.Video(label="MP4", interactive=False, height=320, elem_id="mp4")
-                strip = gr.Gallery(
-                    label="Frames", columns=8, height=250, format="png", elem_id="strip"
-                )
-                downloads = gr.File(
-                    label="Downloads", file_count="multiple", interactive=False, elem_id="files"
-                )
-        go.click(
-            on_animate,
-            inputs=[photo, model, frames, peak, curve, auto_crop, fps],
-            outputs=[gif, video, strip, downloads, status],
-            api_name="animate",
-            preprocess=False,
-        )
-        refresh.click(
-            on_refresh,
-            inputs=[model],
-            outputs=[model, notice],
-            api_name="refresh",
-            preprocess=False,  # a model deleted since the page loaded is no error here
-        )
-    app.queue(default_concurrency_limit=1, max_size=32)  # CPU-bound: wait in line, bounded
-    return app
-
-
-_SERVER_FOLDER: Path | None = None
-
-
-def _server_folder() -> Path:
-    """A private temp folder for this process's server, the same one every time.
-
-    Gradio reads ``GRADIO_TEMP_DIR`` partly when it is imported, so the folder must exist, and
-    be named there, before Gradio's first import (hence Gradio is imported only by this module,
-    after that), and it must stay the same folder for later servers of the same process.
-    """
-    global _SERVER_FOLDER
-    if _SERVER_FOLDER is None:
-        _SERVER_FOLDER = Path(tempfile.mkdtemp(prefix="affinegan-serve-"))
-    else:
-        _SERVER_FOLDER.mkdir(mode=0o700)  # the previous server removed it
-    return _SERVER_FOLDER
-
-
-@contextmanager
-def serving(
-    checkpoints_dir: Path,
-    host: str = "127.0.0.1",
-    port: int = 7860,
-    limits: Limits = Limits(),
-    gpu_ids: str = "-1",
-) -> Iterator[str]:
-    """Run the demo in a background thread; yield its URL; then stop it and delete its files.
-
-    Uploads, Gradio's cache, results and examples all go to the process's server folder
-    (``GRADIO_TEMP_DIR`` points inside it while serving), which is removed on the way out.
-    One server at a time per process.
-    """
-    work_dir = _server_folder()
-    previous = os.environ.get("GRADIO_TEMP_DIR")
-    os.environ["GRADIO_TEMP_DIR"] = str(work_dir / "gradio")
-    try:
-        animator = Animator(checkpoints_dir, work_dir / "results", limits, resolve_device(gpu_ids))
-        app = build_app(animator, write_examples(work_dir / "examples"))
-        try:
-            _, url, _ = app.launch(
-                server_name=host,
-                server_port=port,
-                prevent_thread_lock=True,
-                quiet=True,
-                share=False,
-                ssr_mode=False,
-                mcp_server=False,
-                pwa=False,
-                run_history=False,
-                enable_monitoring=False,
-                max_file_size=limits.max_bytes,
-                allowed_paths=[str(work_dir)],
-                footer_links=["api", "settings"],
-                css=_CSS,
-            )
-        except OSError as err:
-            raise AffineGANError(
-                f"cannot serve on {host}:{port} ({err}); try another --port"
-            ) from None
-        try:
-            yield url
-        finally:
-            app.close()
-    finally:
-        if previous is None:
-            os.environ.pop("GRADIO_TEMP_DIR", None)
-        else:
-            os.environ["GRADIO_TEMP_DIR"] = previous
-        shutil.rmtree(work_dir, ignore_errors=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Serve the web demo until Ctrl-C (or SIGTERM), then remove every file it wrote."""
-    p = argparse.ArgumentParser(
-        prog="affinegan serve",
-        description="Web demo: turn a face photo into an expression video in the browser.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--checkpoints_dir", default="./checkpoints", help="folder of trained runs")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: the network)")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest photo accepted")
-    p.add_argument("--max-megapixels", type=float, default=16.0, help="largest photo accepted")
-    p.add_argument("--max-frames", type=int, default=120, help="longest clip a request may ask")
-    p.add_argument("--gpu_ids", default="-1", help="GPU to generate on; -1 for the CPU")
-    a = p.parse_args(argv)
-    if min(a.max_upload_mb, a.max_megapixels, a.max_frames) <= 0:
-        p.error("--max-upload-mb, --max-megapixels and --max-frames must be positive")
-    limits = Limits(
-        max_bytes=int(a.max_upload_mb * 2**20),
-        max_pixels=int(a.max_megapixels * 1e6),
-        max_frames=a.max_frames,
-    )
-    if a.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("serving on %s: anyone who can reach this address can use the demo", a.host)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with serving(Path(a.checkpoints_dir), a.host, a.port, limits, a.gpu_ids) as url:
-        print(f"AffineGAN demo on {url} (Ctrl-C to stop)", flush=True)
-        with suppress(KeyboardInterrupt):
-            stop.wait()
-    return 0

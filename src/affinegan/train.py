@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from . import distributed as dist
-from . import resume, runtime
+from . import layout, resume, runtime
 from .config import TrainConfig, format_options, validate
 from .data.dataset import ClipDataset, ResumableSampler, scan_expressions
 from .data.images import megapixels
@@ -277,7 +277,7 @@ def _open_log(run: Run, n_clips: int) -> RunLogger | None:
         return None
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     ckpt.remove_stale_temps(cfg.run_dir)
-    ckpt.atomic_text(format_options(cfg, TrainConfig()), cfg.run_dir / "opt.txt")
+    ckpt.atomic_text(format_options(cfg, TrainConfig()), cfg.run_dir / layout.OPTIONS_FILE)
     ckpt.write_config(cfg.run_dir, asdict(cfg))
     logger = RunLogger(cfg.run_dir, html=not cfg.no_html, resume_step=run.progress.total_steps)
     logger.text(f"================ Training ({time.strftime('%c')}) ================")

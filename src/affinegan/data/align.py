@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from affinegan.command_options import CROP_MARGIN
 from affinegan.errors import AffineGANError
 from affinegan.face import Box, detect_faces, landmarks
 
-MARGIN = 1.9  # crop side / face-box side: the framing of the original's phone-camera clips
+MARGIN = CROP_MARGIN  # crop side / face-box side (declared with the --margin flag)
 CENTER_Y = 0.45  # crop centre, as a fraction of the face box below its top: just under the eyes
 DETECT_SIDE = 640  # frames are scaled to this longer side for detection (speed, tiny faces)
 OUTER_LIP = slice(48, 60)

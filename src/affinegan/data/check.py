@@ -8,7 +8,6 @@ is found, ``scan_clips`` runs too, so ``check`` passing means ``train`` will acc
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from affinegan.command_options import SPLITS
 from affinegan.data.dataset import list_frames, scan_clips
 from affinegan.data.images import (
     DEFAULT_MAX_MEGAPIXELS,
@@ -26,7 +26,6 @@ from affinegan.data.images import (
 )
 from affinegan.errors import AffineGANError
 
-SPLITS = ("train", "test")
 MIN_FRAMES = {"train": 2, "test": 1}
 MASK_ON = 192  # training binarises masks at 0.5 in [-1, 1], i.e. pixel values >= 192 count
 
@@ -104,14 +103,35 @@ class CheckReport:
         return out
 
 
-def _check_clip(
+def _clip_masks(
+    clip_dir: Path, patch_dir: Path, frames: list[Path], report: CheckReport
+) -> list[Path]:
+    """The clip's masks, paired with its frames by file name; a missing one is a problem."""
+    mask_dir = patch_dir / clip_dir.name
+    if not mask_dir.is_dir():
+        report.problems.append(
+            f"{mask_dir}: mask folder for clip {clip_dir.name} not found; add masks with the "
+            "frame names (affinegan prepare --masks) or train with --no_patch"
+        )
+        return []
+    by_name = {p.name: p for p in list_frames(mask_dir)}
+    missing = [f.name for f in frames if f.name not in by_name]
+    if missing:
+        report.problems.append(
+            f"{mask_dir}: {len(missing)} of {len(frames)} masks missing, e.g. "
+            f"{missing[0]}; masks need exactly the frame file names, or use --no_patch"
+        )
+    return [by_name[f.name] for f in frames if f.name in by_name]
+
+
+def _check_frames(
     clip_dir: Path,
-    patch_dir: Path | None,
     stats: SplitStats,
     report: CheckReport,
     pool: ThreadPoolExecutor,
     max_pixels: int,
-) -> None:
+) -> dict[str, tuple[int, int]]:
+    """Count, decode and tally the clip's frames; their sizes by file name."""
     frames = list_frames(clip_dir)
     stray = [
         p
@@ -129,25 +149,6 @@ def _check_clip(
             f"{clip_dir}: clip has {len(frames)} frame(s) but needs at least {need} "
             "(the neutral first frame plus expression frames); add frames or remove the folder"
         )
-
-    masks: list[Path] = []
-    if patch_dir is not None:
-        mask_dir = patch_dir / clip_dir.name
-        if not mask_dir.is_dir():
-            report.problems.append(
-                f"{mask_dir}: mask folder for clip {clip_dir.name} not found; add masks with the "
-                "frame names (affinegan prepare --masks) or train with --no_patch"
-            )
-        else:
-            by_name = {p.name: p for p in list_frames(mask_dir)}
-            missing = [f.name for f in frames if f.name not in by_name]
-            if missing:
-                report.problems.append(
-                    f"{mask_dir}: {len(missing)} of {len(frames)} masks missing, e.g. "
-                    f"{missing[0]}; masks need exactly the frame file names, or use --no_patch"
-                )
-            masks = [by_name[f.name] for f in frames if f.name in by_name]
-
     decoded = list(pool.map(lambda p: _decode(p, False, max_pixels), frames))
     for item in decoded:
         if item.error is not None:
@@ -162,10 +163,22 @@ def _check_clip(
             f"{clip_dir}: frames have {len(clip_sizes)} different sizes; each is resized to "
             "loadSize on its own, so the face may shift between frames"
         )
+    return {f.name: d.size for f, d in zip(frames, decoded, strict=True)}
 
+
+def _check_clip(
+    clip_dir: Path,
+    patch_dir: Path | None,
+    stats: SplitStats,
+    report: CheckReport,
+    pool: ThreadPoolExecutor,
+    max_pixels: int,
+) -> None:
+    frame_size = _check_frames(clip_dir, stats, report, pool, max_pixels)
     if patch_dir is None:
         return
-    frame_size = {f.name: d.size for f, d in zip(frames, decoded, strict=True)}
+    frames = [clip_dir / name for name in frame_size]
+    masks = _clip_masks(clip_dir, patch_dir, frames, report)
     empty = 0
     mask_items = pool.map(lambda p: _decode(p, True, max_pixels), masks)
     for path, item in zip(masks, mask_items, strict=True):
@@ -243,29 +256,3 @@ def check_dataset(
             except AffineGANError as err:
                 report.problems.append(str(err))
     return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Validate a dataset and list every problem with its fix.
-
-    Exit status 0 when the dataset has no problem (warnings allowed), 1 otherwise.
-    """
-    p = argparse.ArgumentParser(
-        prog="affinegan check",
-        description="Validate an AffineGAN dataset and list every problem with its fix.",
-    )
-    p.add_argument("root", type=Path, help="dataset root holding train/ and/or test/")
-    p.add_argument("--no_patch", action="store_true", help="do not require mouth masks")
-    p.add_argument(
-        "--max_megapixels",
-        type=float,
-        default=DEFAULT_MAX_MEGAPIXELS,
-        help="refuse larger frames, as training does (default: %(default)s)",
-    )
-    p.add_argument("--verbose", action="store_true", help="debug logging")
-    a = p.parse_args(argv)
-    if not a.max_megapixels > 0:
-        p.error("--max_megapixels must be positive")
-    report = check_dataset(a.root, not a.no_patch, megapixels(a.max_megapixels))
-    print("\n".join(report.lines()))
-    return 0 if report.ok else 1

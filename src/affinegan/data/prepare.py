@@ -22,7 +22,6 @@ file name, and a binary mask must not go through JPEG.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -38,25 +37,20 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from affinegan.data.align import MARGIN, CropBox, Face, crop, face_crop_box, locate_face, mouth_mask
+from affinegan.command_options import PrepareOptions
+from affinegan.data.align import CropBox, Face, crop, face_crop_box, locate_face, mouth_mask
 from affinegan.data.dataset import list_frames
 from affinegan.data.images import IMAGE_EXTENSIONS, open_image
+from affinegan.data.trim import head_motion, neutral_to_peak
 from affinegan.errors import AffineGANError
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "test")
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v"})
 MIN_FACE_FRACTION = 0.5  # a clip fails when the face is detected in fewer of its frames
 PADDING_WARNING = 0.1  # warn when this fraction of the crop lies outside the frame
 SMALL_CROP = 0.75  # warn when the crop is upscaled by more than 1 / SMALL_CROP
-MIN_EXPRESSION = 0.012  # --trim: least mean landmark change (inter-ocular units) worth trimming
-MIN_SHARE = 0.4  # --trim: least share of landmark change along the expression's one direction
-MAX_HEAD = 0.35  # --trim: the first frames must lie this near one end of the expression axis
 JPEG_QUALITY = 95
-# Landmarks that an expression barely moves (nose, eye corners): aligning on them removes
-# head motion before expression change is measured.
-_RIGID = [27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45]
 
 
 @dataclass(frozen=True)
@@ -66,48 +60,6 @@ class Source:
     name: str
     path: Path
     frames: tuple[Path, ...] | None = None
-
-
-@dataclass(frozen=True)
-class PrepareOptions:
-    """The ``affinegan prepare`` flags; checked on creation so bad values fail before any work."""
-
-    split: str = "train"
-    size: int = 256
-    masks: bool = False
-    fps: float | None = None
-    max_frames: int | None = None
-    trim: bool = False
-    margin: float = MARGIN
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        if self.split not in SPLITS:
-            raise AffineGANError(f"--split {self.split!r}: use one of {', '.join(SPLITS)}")
-        if self.size < 16:
-            raise AffineGANError(f"--size {self.size}: frames must be at least 16 px")
-        if self.masks and self.split != "train":
-            raise AffineGANError("--masks only applies to --split train (test clips use none)")
-        if self.fps is not None and self.fps <= 0:
-            raise AffineGANError(f"--fps {self.fps}: give a positive frame rate")
-        if self.max_frames is not None and self.max_frames < self.min_frames:
-            raise AffineGANError(
-                f"--max-frames {self.max_frames}: a {self.split} clip needs at least "
-                f"{self.min_frames} frame(s)"
-            )
-        if not 1.0 <= self.margin <= 4.0:
-            raise AffineGANError(
-                f"--margin {self.margin}: use a value in [1, 4] (default {MARGIN})"
-            )
-
-    @property
-    def min_frames(self) -> int:
-        """Training needs the neutral frame plus at least one expression frame."""
-        return 2 if self.split == "train" else 1
-
-    @property
-    def suffix(self) -> str:
-        return ".png" if self.masks else ".jpg"
 
 
 @dataclass
@@ -271,121 +223,6 @@ class _Frames:
             ) from None
         finally:
             reader.close()
-
-
-def _similarity(src: np.ndarray, ref: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Scale, rotation and translation mapping points ``src`` best onto ``ref`` (least squares,
-    no reflection): ``scale * src @ rot + shift``."""
-    src_c, ref_c = src - src.mean(0), ref - ref.mean(0)
-    u, sig, vt = np.linalg.svd(src_c.T @ ref_c)
-    d = np.array([1.0, np.sign(np.linalg.det(u @ vt))])
-    rot = (u * d) @ vt
-    scale = float((sig * d).sum() / (src_c**2).sum())
-    return scale, rot, ref.mean(0) - scale * src.mean(0) @ rot
-
-
-def _aligned(points: np.ndarray) -> np.ndarray:
-    """``(N, 68, 2)`` landmarks mapped onto frame 0 by the similarity that best aligns their
-    rigid points, so head motion does not count as expression change."""
-    ref = points[0][_RIGID]
-    out = np.empty_like(points, dtype=np.float64)
-    for t, p in enumerate(points):
-        scale, rot, shift = _similarity(p[_RIGID], ref)
-        out[t] = scale * p @ rot + shift
-    return out
-
-
-def _eye_distance(points: np.ndarray) -> float:
-    return float(np.linalg.norm(points[36] - points[45]))  # outer eye corners
-
-
-@dataclass(frozen=True)
-class HeadMotion:
-    """How much the head moves over a clip (5th-95th percentile spreads), from the rigid
-    landmarks rather than the detector's boxes, which jump between pyramid scales."""
-
-    shift: float  # of the rigid points' centre, in face sizes
-    zoom: float  # relative change of the face's scale
-    roll: float  # in-plane rotation, degrees
-    turn: float  # rigid points' misfit after alignment (nodding, shaking), in eye distances
-
-    def too_much(self) -> bool:
-        return self.shift > 0.1 or self.zoom > 0.15 or self.roll > 8 or self.turn > 0.05
-
-
-def head_motion(points: np.ndarray, face_size: float) -> HeadMotion:
-    """Measure the head motion of an ``(N, 68, 2)`` landmark track."""
-    ref = points[0][_RIGID]
-    centres, zooms, rolls, turns = [], [], [], []
-    for p in points:
-        scale, rot, shift = _similarity(p[_RIGID], ref)
-        centres.append(p[_RIGID].mean(0))
-        zooms.append(1 / scale)
-        rolls.append(np.degrees(np.arctan2(rot[0, 1], rot[0, 0])))
-        misfit = np.linalg.norm(scale * p[_RIGID] @ rot + shift - ref, axis=1).mean()
-        turns.append(misfit / _eye_distance(points[0]))
-
-    def spread(v: list | np.ndarray) -> float:
-        lo, hi = np.percentile(np.asarray(v), [5, 95], axis=0)
-        return float(np.max(hi - lo))
-
-    return HeadMotion(
-        spread(centres) / face_size, spread(zooms), spread(rolls), float(np.percentile(turns, 95))
-    )
-
-
-def _expression_score(x: np.ndarray) -> tuple[np.ndarray, float]:
-    """Each frame's position along the clip's main direction of landmark change, in [0, 1], and
-    the share of change that direction explains.
-
-    Coordinates are weighted by how smooth their motion is (1 - frame-to-frame jitter / total
-    variance), so the jaw line and other points the detector fits noisily do not outvote the
-    mouth, brows and eyelids that carry the expression.
-    """
-    flat = x.reshape(len(x), -1)
-    centred = flat - flat.mean(0)
-    jitter = np.square(np.diff(flat, axis=0)).mean(0) / 2
-    weighted = centred * np.clip(1 - jitter / np.maximum(centred.var(0), 1e-12), 0, None)
-    _, sv, vt = np.linalg.svd(weighted, full_matrices=False)
-    score = weighted @ vt[0]
-    return (score - score.min()) / np.ptp(score), float(sv[0] ** 2 / (sv**2).sum())
-
-
-def neutral_to_peak(points: np.ndarray) -> tuple[int, int] | str:
-    """``(neutral, peak)`` frame indices of an ``(N, 68, 2)`` landmark track, or the reason why
-    they cannot be told apart.
-
-    Frames are scored along the main direction of expression change (``_expression_score``);
-    the end of that axis nearer the clip's first frames is neutral. The peak is the highest
-    score, the neutral frame the lowest before it; both grow over neighbours within the noise,
-    the neutral frame back to the earliest and the peak on to the last, because a detector
-    barely sees a faint expression, so near-neutral and near-peak frames score alike.
-    """
-    x = _aligned(np.asarray(points, np.float64))
-    x /= _eye_distance(x[0])
-    if np.linalg.norm(x - x[0], axis=2).mean(1).max() < MIN_EXPRESSION:
-        return "the face barely changes"
-    score, share = _expression_score(x)
-    if share < MIN_SHARE:
-        return f"the landmarks change in several ways at once ({share:.0%} along the main one)"
-    head = float(score[:3].mean())
-    if head > 0.5:
-        score, head = 1 - score, 1 - head
-    if head > MAX_HEAD:
-        return "the clip starts halfway between neutral and peak"
-    # A running median of three frames overrides single-frame detector failures; what it
-    # removes measures the noise.
-    padded = np.concatenate([score[:1], score, score[-1:]])
-    smooth = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
-    tol = max(0.05, 4 * 1.4826 * float(np.median(np.abs(score - smooth))))
-    score = smooth
-    peak = int(np.argmax(score))
-    neutral = int(np.argmin(score[: peak + 1]))
-    while neutral > 0 and score[neutral - 1] <= score[neutral] + tol:
-        neutral -= 1
-    while peak < len(score) - 1 and score[peak + 1] >= score[peak] - tol:
-        peak += 1
-    return neutral, peak
 
 
 def _evenly(indices: list[int], n: int) -> list[int]:
@@ -599,58 +436,3 @@ def prepare(paths: Sequence[Path], root: Path, opts: PrepareOptions) -> Iterator
             continue
         seen[source.name] = source.path
         yield prepare_clip(source, root, opts)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Turn raw videos or frame folders into a training-ready dataset (crops, mouth masks).
-
-    Exit status 0 when every clip was prepared, 1 when some failed (the others are kept).
-    """
-    p = argparse.ArgumentParser(
-        prog="affinegan prepare",
-        description="Turn raw videos or frame folders into AffineGAN clips: one face-centred "
-        "square crop per clip, optional automatic mouth masks and neutral-to-peak trimming.",
-    )
-    p.add_argument(
-        "src",
-        nargs="+",
-        type=Path,
-        help="videos (mp4, mov, avi, webm, mkv), folders of frames, or folders holding those; "
-        "each video or frame folder is one clip named after it",
-    )
-    p.add_argument("--out", required=True, type=Path, help="dataset root to write into")
-    p.add_argument("--split", required=True, choices=SPLITS, help="the part of the dataset")
-    p.add_argument("--size", type=int, default=256, help="frame side in pixels (default: 256)")
-    p.add_argument(
-        "--masks",
-        action="store_true",
-        help="also write mouth masks from face landmarks (train only; frames and masks are then "
-        "PNG files with the same names)",
-    )
-    p.add_argument("--fps", type=float, help="resample videos to this many frames per second")
-    p.add_argument("--max-frames", type=int, help="keep at most this many frames, evenly spread")
-    p.add_argument(
-        "--trim", action="store_true", help="keep only the most neutral frame up to the peak"
-    )
-    p.add_argument(
-        "--margin", type=float, default=MARGIN, help=f"crop side / face size (default: {MARGIN})"
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace clips that already exist")
-    p.add_argument("--verbose", action="store_true", help="debug logging")
-    a = p.parse_args(argv)
-    # imageio-ffmpeg warns at every open of a rotated (portrait) video, which ffmpeg turns upright.
-    logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)
-    opts = PrepareOptions(
-        a.split, a.size, a.masks, a.fps, a.max_frames, a.trim, a.margin, a.overwrite
-    )
-    reports = []
-    for report in prepare(a.src, a.out, opts):
-        reports.append(report)
-        for line in report.lines():
-            tqdm.write(line)
-    failed = sum(not r.ok for r in reports)
-    print(
-        f"{len(reports) - failed} of {len(reports)} clip(s) prepared in {a.out / a.split}"
-        + (f"; {failed} failed" if failed else f"; check them with: affinegan check {a.out}")
-    )
-    return 1 if failed else 0
