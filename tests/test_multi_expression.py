@@ -140,3 +140,20 @@ def test_the_page_has_one_slider_per_expression(root, run, tmp_path) -> None:
             assert blocked == [] and errors == []
         finally:
             browser.close()
+
+
+def test_the_demo_server_lists_and_mixes_the_expressions(root, run, tmp_path) -> None:
+    from affinegan.errors import AffineGANError
+    from affinegan.serve import Animator, find_models
+
+    (info,) = find_models(run.parent)
+    assert info.expressions == tuple(NAMES) and "blink, smile" in info.label
+    anim = Animator(run.parent, tmp_path / "out")
+    face = next((root / "smile" / "test" / "img").glob("*/0001.png"))
+    first = anim.animate(face, info.name, num_frames=3)
+    mixed = anim.animate(face, info.name, num_frames=3, mix="smile=1,blink=1")
+    assert mixed.encoding_reused  # one encoding serves every mix
+    assert np.array_equal(first.frames[0], mixed.frames[0])
+    assert not np.array_equal(first.frames[-1], mixed.frames[-1])
+    with pytest.raises(AffineGANError, match="the model's expressions are blink, smile"):
+        anim.animate(face, info.name, num_frames=3, mix="frown=1")

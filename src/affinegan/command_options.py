@@ -59,6 +59,7 @@ class EvalConfig(Options):
     gpu_ids: str = opt_gpu_ids()
     out: str = _opt("", "JSON to write (default <results_dir>/<name>/eval_<phase>_<epoch>.json)")
     fineSize: int = _opt(0, "evaluation size (0: the size the model was trained at)", min=0)
+    expression: str = _opt("", "a multi-expression model's expression these clips show")
     max_clips: int = _opt(0, "evaluate at most this many clips (0: all)", min=0)
     chunk: int = opt_chunk()
     regenerate: bool = _opt(False, "ignore frames already in --results_dir")
@@ -133,7 +134,16 @@ class SynthOptions(Options):
     """``affinegan synth``: the procedural synthetic dataset."""
 
     out: str = _opt("", "dataset root to write", required=True)
-    expression: str = _opt("smile", "smile | surprise | anger | blink")
+    expression: str = _opt(
+        "smile",
+        "smile | surprise | anger | blink; several, comma-separated (or all): a multi-expression "
+        "root, one dataset per expression in <out>/<expression>/",
+    )
+    mix: bool = _opt(
+        False,
+        "instead: test clips of the listed expressions rising together (each frame's "
+        "intensities in test/meta), to measure a multi-expression model's mixes",
+    )
     clips: int = _opt(12, "training clips", min=1)
     test_clips: int = _opt(2, "test clips (held-out identities)", min=0)
     size: int = _opt(64, "frame size in pixels", min=1)

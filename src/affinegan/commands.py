@@ -84,20 +84,21 @@ def gif(opts: GifOptions) -> int:
 
 
 def synth(opts: SynthOptions) -> int:
-    """Render the procedural synthetic dataset."""
-    from .data.synthetic import render_dataset
+    """Render the procedural synthetic dataset: one expression, a multi-expression root, or
+    clips of several expressions rising together (``--mix``)."""
+    from .data.synthetic import EXPRESSIONS, render_dataset, render_expressions, render_mix_clips
 
-    root = render_dataset(
-        Path(opts.out),
-        opts.expression,
-        opts.clips,
-        opts.test_clips,
-        opts.size,
-        opts.seed,
-        opts.min_frames,
-        opts.max_frames,
-    )
-    print(f"synthetic '{opts.expression}' dataset in {root}")
+    names = list(EXPRESSIONS) if opts.expression == "all" else opts.expression.split(",")
+    out = Path(opts.out)
+    kw = {"size": opts.size, "seed": opts.seed, "min_frames": opts.min_frames}
+    kw["max_frames"] = opts.max_frames
+    if opts.mix:
+        root = render_mix_clips(out, names, clips=opts.test_clips, **kw)
+    elif len(names) > 1:
+        root = render_expressions(out, names, clips=opts.clips, test_clips=opts.test_clips, **kw)
+    else:
+        root = render_dataset(out, names[0], opts.clips, opts.test_clips, **kw)
+    print(f"synthetic '{opts.expression}' {'mix clips' if opts.mix else 'dataset'} in {root}")
     return 0
 
 

@@ -253,6 +253,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         _check_face_tools()
     device = resolve_device(cfg.gpu_ids)
     model = load_generator(cfg.run_dir, cfg.epoch, size=cfg.fineSize)
+    model.select(cfg.expression)
     G = model.G.to(device)
     set_mode(G, dropout=False)
     ckpt_time = layout.weight_path(cfg.run_dir, cfg.epoch, "G").stat().st_mtime

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .errors import AffineGANError
-from .generate import load_generator, set_mode
+from .generate import encode_all, load_generator, set_mode
 from .networks import Encoding, Generator
 from .onnx_runtime import (
     FORMAT_VERSION,
@@ -86,12 +86,6 @@ class EncodeGraph(nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         enc = encode_all(self.G, image)
         return (*enc.tensors(), *([enc.image] if enc.image is not None else []))
-
-
-def encode_all(G: Generator, x: torch.Tensor) -> Encoding:
-    """The codes an export decodes from: both streams, the residual stream once per expression
-    (E rows per face) in a multi-expression generator."""
-    return G.encode(x) if G.expressions == 1 else G.encode_mix(x, range(G.expressions))
 
 
 class DecodeGraph(nn.Module):

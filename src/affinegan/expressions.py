@@ -25,6 +25,13 @@ class Plan:
     expressions: list[int]
     weights: np.ndarray  # (frames, len(expressions)) float32
 
+    def table(self, count: int) -> np.ndarray:
+        """(frames, count) intensities of all ``count`` expressions of a model, 0 for those
+        not listed: the ``alpha`` of an encoding that holds every expression."""
+        out = np.zeros((len(self.weights), count), np.float32)
+        out[:, self.expressions] = self.weights
+        return out
+
 
 def _index(names: list[str], name: str, flag: str) -> int:
     if name not in names:

@@ -114,6 +114,13 @@ def animate(G: Generator, x: torch.Tensor, alphas: list[float], chunk: int = 32)
     return decode_frames(G, G.encode(x[None]), alphas, chunk)
 
 
+def encode_all(G: Generator, x: torch.Tensor) -> Encoding:
+    """Codes that decode any intensity of any expression: both streams, the residual stream
+    once per expression (E rows per face) in a multi-expression generator, which then decodes
+    (frames, E) intensity tables (exports, the web demo)."""
+    return G.encode(x) if G.expressions == 1 else G.encode_mix(x, range(G.expressions))
+
+
 @torch.inference_mode()
 def animate_plan(
     G: Generator, x: torch.Tensor, plan: expressions.Plan, chunk: int = 32

@@ -129,11 +129,7 @@ class OnnxGenerator:
         """Frames (N,H,W,3) uint8 at the given intensities (of the first expression, or as
         ``plan`` says: ``--expression`` / ``--mix``), ``chunk`` per decoder call."""
         e = len(self.manifest["expressions"])
-        a = np.zeros((len(alphas), e), np.float32)
-        if plan is None:
-            a[:, 0] = alphas
-        else:
-            a[:, plan.expressions] = plan.weights
+        a = (plan or Plan([0], np.asarray(alphas, np.float32)[:, None])).table(e)
         parts = [run_decode(self.decoder, codes, a[i : i + chunk]) for i in range(0, len(a), chunk)]
         return frames_to_uint8(np.concatenate(parts))
 

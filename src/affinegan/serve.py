@@ -31,7 +31,8 @@ from .curves import alpha_curve
 from .data.images import decode, image_to_tensor
 from .data.synthetic import render_face
 from .errors import AffineGANError
-from .generate import LoadedModel, decode_frames, load_generator, set_mode
+from .expressions import plan
+from .generate import LoadedModel, decode_frames, encode_all, load_generator, set_mode
 from .layout import generator_file
 from .networks import Encoding
 from .video import write_gif, write_mp4
@@ -75,11 +76,13 @@ class ModelInfo:
     run_dir: Path
     size: int  # the square size it was trained at
     mtime: float  # of its generator weights: when it was (last) trained
+    expressions: tuple[str, ...] = ()  # a multi-expression model's, which "mix" can name
 
     @property
     def label(self) -> str:
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.mtime))
-        return f"{self.name} ({self.size} px, trained {date})"
+        names = f"{', '.join(self.expressions)}; " if len(self.expressions) > 1 else ""
+        return f"{self.name} ({names}{self.size} px, trained {date})"
 
 
 @dataclass
@@ -116,7 +119,9 @@ def find_models(checkpoints_dir: Path) -> list[ModelInfo]:
             log.warning("skipping model %s: %s", run_dir, err)
             continue
         name = run_dir.relative_to(root).as_posix() if run_dir != root else root.name
-        models.append(ModelInfo(name, run_dir, size, weights.stat().st_mtime))
+        names = str((ckpt.read_config(run_dir) or {}).get("expressions", "")).split(",")
+        info = ModelInfo(name, run_dir, size, weights.stat().st_mtime, tuple(n for n in names if n))
+        models.append(info)
     return sorted(models, key=lambda m: m.mtime, reverse=True)
 
 
@@ -229,8 +234,11 @@ class Animator:
         curve: str = "linear",
         auto_crop: bool = False,
         fps: float = 10.0,
+        mix: str = "",
     ) -> Animation:
-        """Encode the photo once (or reuse its encoding) and decode one frame per alpha."""
+        """Encode the photo once (or reuse its encoding) and decode one frame per alpha; a
+        multi-expression model animates its first expression, or ``mix`` (``smile=1,blink=0.6``:
+        each listed expression on the curve to its own peak)."""
         t0 = time.perf_counter()
         if not 1 <= num_frames <= self.limits.max_frames:
             raise AffineGANError(f"frames must be between 1 and {self.limits.max_frames}")
@@ -246,7 +254,7 @@ class Animator:
             except FileNotFoundError:
                 raise AffineGANError(f"model {info.name} was deleted: refresh the list") from None
             try:
-                G, size = self._generator(info.run_dir, stamp)
+                loaded = self._generator(info.run_dir, stamp)
             except AffineGANError as err:  # its paths are the server's: the log has them
                 log.error("model %s: %s", info.name, err)
                 raise AffineGANError(
@@ -260,11 +268,13 @@ class Animator:
                 self.hits += 1
             else:
                 self.misses += 1
-                x = image_to_tensor(model_input(img, size, auto_crop)).to(self.device)
+                x = image_to_tensor(model_input(img, loaded.size, auto_crop)).to(self.device)
                 with torch.inference_mode():
-                    enc = G.encode(x[None])
+                    enc = encode_all(loaded.G, x[None])  # every expression: any mix reuses it
                 self._remember(self._encodings, key, enc)
-            frames = decode_frames(G, enc, alphas, _DECODE_CHUNK)
+            video = plan(loaded.expressions, "", mix, alphas)
+            table = video.table(loaded.G.expressions) if loaded.G.expressions > 1 else alphas
+            frames = decode_frames(loaded.G, enc, table, _DECODE_CHUNK)
             self._requests += 1
             folder = self.out_dir / f"{self._requests:06d}"
         stem = f"{info.name.replace('/', '_')}_{curve}"
@@ -281,7 +291,7 @@ class Animator:
         )
         return Animation(frames, alphas, gif, mp4, reused, seconds)
 
-    def _generator(self, run_dir: Path, stamp: int) -> tuple[torch.nn.Module, int]:
+    def _generator(self, run_dir: Path, stamp: int) -> LoadedModel:
         key = (str(run_dir), stamp)
         loaded = self._generators.get(key)
         if loaded is None:
@@ -291,7 +301,7 @@ class Animator:
             self._remember(self._generators, key, loaded, limit=2)
         else:
             self._generators.move_to_end(key)
-        return loaded.G, loaded.size
+        return loaded
 
     def _remember(self, cache: OrderedDict, key: Any, value: Any, limit: int = 0) -> None:
         cache[key] = value

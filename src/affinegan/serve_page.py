@@ -109,6 +109,12 @@ def _controls(gr: Any, animator: Animator, examples: Sequence[Path]) -> dict[str
         info=None if can_crop else "unavailable: pip install 'affinegan[face]'",
     )
     c["fps"] = gr.Slider(1, 50, value=10, step=1, label="Frames per second")
+    c["mix"] = gr.Textbox(
+        label="Mix (multi-expression models)",
+        placeholder="smile=1,blink=0.6",
+        info="each expression rises on the curve to its own peak; empty: the model's first",
+        elem_id="mix",
+    )
     c["go"] = gr.Button("Animate", variant="primary", elem_id="animate")
     return c
 
@@ -139,12 +145,20 @@ def _wire(gr: Any, animator: Animator, c: dict[str, Any], outputs: list[Any], no
         curve: str,
         auto_crop: bool,
         fps: float,
+        mix: str = "",
     ) -> tuple[str, str, list[tuple[np.ndarray, str]], list[str], str]:
         """Gets the raw upload (``preprocess=False``): ``gr.Image`` would open it with PIL and
         fail on a non-image with a bare traceback, while ``Animator`` says what is wrong.
         Gradio has already checked that the path lies in its upload folder."""
         try:
-            settings = (int(frames), float(peak), str(curve), bool(auto_crop), float(fps))
+            settings = (
+                int(frames),
+                float(peak),
+                str(curve),
+                bool(auto_crop),
+                float(fps),
+                str(mix or ""),
+            )
         except (TypeError, ValueError) as err:
             _reject(gr, f"invalid settings ({err})")
         try:
@@ -164,7 +178,7 @@ def _wire(gr: Any, animator: Animator, c: dict[str, Any], outputs: list[Any], no
             gr.Markdown(visible=not models),
         )
 
-    settings = ("photo", "model", "frames", "peak", "curve", "auto_crop", "fps")
+    settings = ("photo", "model", "frames", "peak", "curve", "auto_crop", "fps", "mix")
     c["go"].click(
         on_animate,
         inputs=[c[k] for k in settings],
