@@ -12,7 +12,7 @@ from affinegan.data.dataset import scan_expressions
 from affinegan.data.synthetic import render_expressions, render_mix_clips
 from affinegan.errors import AffineGANError
 from affinegan.expressions import plan
-from affinegan.networks import Generator, PatchDiscriminator, init_weights
+from affinegan.networks import AlphaDiscriminator, Generator, PatchDiscriminator, init_weights
 
 
 def _generator(expressions: int, blend: bool = False) -> Generator:
@@ -102,6 +102,16 @@ def test_discriminator_heads_judge_each_sample_by_its_expression() -> None:
     with pytest.raises(ValueError, match="one head per expression"):
         D(x)
     assert PatchDiscriminator(6, ndf=4)(x).shape[1] == 1
+
+
+def test_a_d_alpha_per_expression_scores_each_clip_with_its_head() -> None:
+    torch.manual_seed(0)
+    Da = AlphaDiscriminator(5, heads=2)
+    alphas = torch.rand(3, 5)
+    full = Da.net(alphas)
+    out = Da(alphas, torch.tensor([1, 0, 1]))
+    assert out.shape == (3, 1) and torch.equal(out[:, 0], full[[0, 1, 2], [1, 0, 1]])
+    assert AlphaDiscriminator(5)(alphas).shape == (3, 1)
 
 
 def test_plan_fills_one_column_per_expression_each_to_its_peak() -> None:

@@ -44,6 +44,11 @@ def test_the_run_stores_its_expressions_and_resumes_exactly(root, run, tmp_path)
     assert_same_weights(weights(run), weights(resumed))
 
 
+def test_a_d_alpha_per_expression_trains(root, tmp_path) -> None:
+    run = train(tiny(root, tmp_path, max_steps=2, d_alpha_per_expression=True))
+    assert weights(run)["D_alpha"]["net.4.weight"].shape[0] == 2
+
+
 def test_each_expression_and_a_mix_decode_from_one_model(root, run) -> None:
     model = load_generator(run)
     assert model.expressions == NAMES and model.G.expressions == 2

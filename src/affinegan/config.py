@@ -129,6 +129,11 @@ class TrainConfig(ModelOptions):
         min=0,
     )
     order_margin: float = _opt(0.02, "margin of the --lambda_order hinge", min=0)
+    d_alpha_per_expression: bool = _opt(
+        False,
+        "multi-expression runs: D_alpha judges each expression's intensities with a head of its "
+        "own (default: one D_alpha for all; docs/multi-expression.md)",
+    )
     lambda_position: float = _opt(
         0.0,
         "weight of an L1 loss pulling each target's inferred alpha towards its relative position "

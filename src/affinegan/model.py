@@ -94,7 +94,9 @@ def build_nets(cfg: TrainConfig) -> Nets:
     G = build_generator(cfg)
     D = patch_d()
     D_alpha = init_weights(
-        AlphaDiscriminator(cfg.train_imagenum, sigmoid), cfg.init_type, cfg.init_gain
+        AlphaDiscriminator(cfg.train_imagenum, sigmoid, heads if cfg.d_alpha_per_expression else 1),
+        cfg.init_type,
+        cfg.init_gain,
     )
     return Nets(G, D, D_alpha, patch_d() if cfg.use_patch else None)
 
@@ -261,12 +263,16 @@ def pair_scores(
 
 
 def alpha_scores(
-    D_alpha: nn.Module, alphas: tuple[torch.Tensor, ...], so: StepOptions
+    D_alpha: nn.Module,
+    alphas: tuple[torch.Tensor, ...],
+    so: StepOptions,
+    head: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """D_alpha on each of ``alphas`` (N, K): a call each, under one autocast, so that under
-    ``--amp`` they share one cast of the weights (and its gradient's rounding), as originally."""
+    ``--amp`` they share one cast of the weights (and its gradient's rounding), as originally;
+    ``head``: each clip's expression (used by a D_alpha with a head per expression)."""
     with so.autocast(alphas[0].device):
-        return [D_alpha(alpha) for alpha in alphas]
+        return [D_alpha(alpha, head) for alpha in alphas]
 
 
 @dataclass
@@ -283,6 +289,7 @@ class StepBatch:
     index: torch.Tensor | None
     position: torch.Tensor | None
     head: torch.Tensor | None = None  # each row's expression (multi-expression), (N*K,)
+    clip_head: torch.Tensor | None = None  # each clip's expression, (N,)
 
 
 def step_batch(batch: dict, fake: torch.Tensor, masked: bool, multi: bool = False) -> StepBatch:
@@ -294,8 +301,10 @@ def step_batch(batch: dict, fake: torch.Tensor, masked: bool, multi: bool = Fals
     if masked:
         mask_b = batch["mask_B"].flatten(0, 1)
         patch = (cond * repeat_each(batch["mask_A"], k), fake * mask_b, real * mask_b)
-    head = repeat_each(batch["expression"], k) if multi else None
-    return StepBatch(cond, real, fake, patch, batch.get("B_index"), batch.get("B_position"), head)
+    clip_head = batch["expression"] if multi else None
+    head = None if clip_head is None else repeat_each(clip_head, k)
+    index, position = batch.get("B_index"), batch.get("B_position")
+    return StepBatch(cond, real, fake, patch, index, position, head, clip_head)
 
 
 @dataclass
@@ -330,11 +339,16 @@ def update(net: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, so: S
 
 
 def d_alpha_step(
-    nets: Nets, opts: Optimizers, alpha: torch.Tensor, cfg: TrainConfig, so: StepOptions
+    nets: Nets,
+    opts: Optimizers,
+    alpha: torch.Tensor,
+    cfg: TrainConfig,
+    so: StepOptions,
+    head: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Step 1: D_alpha on the inferred intensities (fake) against U[0, 1) draws (real)."""
     u = torch.rand(alpha.shape, device=alpha.device, dtype=alpha.dtype)
-    pred_fake, pred_real = alpha_scores(nets.D_alpha, (alpha.detach(), u), so)
+    pred_fake, pred_real = alpha_scores(nets.D_alpha, (alpha.detach(), u), so, head)
     loss = losses.d_alpha_loss(pred_fake, pred_real, cfg)
     update(nets.D_alpha, opts.D_alpha, loss, so)
     return loss.detach()
@@ -429,7 +443,7 @@ def g_step(
         pred_patch = pair_scores(nets.D_patch, sb.patch[0], (sb.patch[1],), so, sb.head)
     fake_terms = losses.g_fake_terms(pred, pred_patch, sb.fake, sb.real, sb.cond, cfg)
     alpha = dec.enc.alpha
-    (pred_alpha,) = alpha_scores(nets.D_alpha, (alpha,), so)
+    (pred_alpha,) = alpha_scores(nets.D_alpha, (alpha,), so, sb.clip_head)
     loss_alpha, alpha_terms = losses.g_alpha_loss(pred_alpha, alpha, cfg, sb.index, sb.position)
     loss_fake = losses.total(fake_terms)
     loss_rec = backward_g(nets.G, dec, loss_fake, loss_alpha, sb.real, cfg, so)
@@ -458,7 +472,7 @@ def train_step(
     so = so or StepOptions()
     dec = decode_for_step(nets.G, batch, decode_jointly(batch["B"], cfg), so)
     sb = step_batch(batch, dec.fake, nets.D_patch is not None, nets.G.expressions > 1)
-    out = {"D_alpha": d_alpha_step(nets, opts, dec.enc.alpha, cfg, so)}
+    out = {"D_alpha": d_alpha_step(nets, opts, dec.enc.alpha, cfg, so, sb.clip_head)}
     out.update(d_steps(nets, opts, sb, cfg.lsgan, so))
     out.update(g_step(nets, opts, dec, sb, cfg, so))
     return out

@@ -497,7 +497,7 @@ class PatchDiscriminator(nn.Module):
 class AlphaDiscriminator(nn.Module):
     """MLP that tells inferred intensity vectors (K values) from samples of U[0, 1)."""
 
-    def __init__(self, num_alphas: int = 5, sigmoid: bool = True) -> None:
+    def __init__(self, num_alphas: int = 5, sigmoid: bool = True, heads: int = 1) -> None:
         super().__init__()
         k = num_alphas
         seq: list[nn.Module] = [
@@ -505,14 +505,22 @@ class AlphaDiscriminator(nn.Module):
             nn.LeakyReLU(0.2),
             nn.Linear(k, k),
             nn.LeakyReLU(0.2),
-            nn.Linear(k, 1),
+            nn.Linear(k, heads),
         ]
         if sigmoid:
             seq.append(nn.Sigmoid())
         self.net = nn.Sequential(*seq)
+        self.heads = heads
 
-    def forward(self, alphas: torch.Tensor) -> torch.Tensor:
-        return self.net(alphas)
+    def forward(self, alphas: torch.Tensor, head: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 1) scores; with a head per expression (``--d_alpha_per_expression``) each clip's
+        intensities are judged by its expression's head ``head[i]``."""
+        out = self.net(alphas)
+        if self.heads == 1:
+            return out
+        if head is None:
+            raise ValueError("a D_alpha with one head per expression needs the expressions")
+        return out.gather(1, torch.as_tensor(head, device=out.device).reshape(-1, 1))
 
 
 def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) -> nn.Module:
