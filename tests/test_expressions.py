@@ -10,9 +10,10 @@ from affinegan.checkpoint import infer_generator_options
 from affinegan.data.cartoon_pose import expression_pose, mixed_pose
 from affinegan.data.dataset import scan_expressions
 from affinegan.data.synthetic import render_expressions, render_mix_clips
+from affinegan.discriminators import AlphaDiscriminator, PatchDiscriminator
 from affinegan.errors import AffineGANError
 from affinegan.expressions import plan
-from affinegan.networks import AlphaDiscriminator, Generator, PatchDiscriminator, init_weights
+from affinegan.networks import Generator, init_weights
 
 
 def _generator(expressions: int, blend: bool = False) -> Generator:

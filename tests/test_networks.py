@@ -8,14 +8,8 @@ import pytest
 import torch
 
 from affinegan.checkpoint import infer_generator_options, load_weights
-from affinegan.networks import (
-    MAX_FLOW,
-    AlphaDiscriminator,
-    Generator,
-    PatchDiscriminator,
-    canonical_netg,
-    warp_image,
-)
+from affinegan.discriminators import AlphaDiscriminator, PatchDiscriminator
+from affinegan.networks import MAX_FLOW, Generator, canonical_netg, warp_image
 
 FIXTURE = "fixtures/upstream-unet256-ngf8"
 

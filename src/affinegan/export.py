@@ -312,6 +312,73 @@ def export_graphs(
     return paths, names, diffs
 
 
+def _write_variants(
+    paths: dict[str, Path], variants: Sequence[str], x: torch.Tensor, count: int, out_dir: Path
+) -> tuple[dict[str, dict[str, Path]], dict[str, int], dict[str, float]]:
+    """The graph files of fp32 and each variant, their bytes, and each variant's PSNR against
+    fp32: a variant is calibrated on the face the export checks on and measured on it, so
+    model.json states what the smaller file costs."""
+    files = {"fp32": paths}
+    for v in variants:
+        files[v] = {k: out_dir / f"{k}.{v}.onnx" for k in paths}
+    sizes = {v: sum(p.stat().st_size for p in f.values()) for v, f in files.items() if v == "fp32"}
+    psnrs: dict[str, float] = {}
+    if variants:
+        enc_sess = open_session(paths["encode"])
+        enc_feeds, dec_pairs = _calibration(enc_sess, x.numpy(), count)
+        dec_feeds = _decode_feeds(open_session(paths["decode"]), dec_pairs)
+        ref = frames_to_uint8(_variant_frames(paths, x.numpy()))
+        for v in variants:
+            _make_variant(v, paths["encode"], files[v]["encode"], enc_feeds)
+            _make_variant(v, paths["decode"], files[v]["decode"], dec_feeds)
+            sizes[v] = sum(p.stat().st_size for p in files[v].values())
+            psnrs[v] = psnr(frames_to_uint8(_variant_frames(files[v], x.numpy())), ref)
+    return files, sizes, psnrs
+
+
+def _manifest(
+    report: ExportReport,
+    files: dict[str, dict[str, Path]],
+    name: str,
+    image_size: int,
+    expressions: list[str],
+    names: list[str],
+) -> dict:
+    """model.json: all a runtime without PyTorch needs to feed the graphs (sizes, normalisation,
+    the alpha layout, the code names, the files) and how closely they were checked."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "image_size": image_size,
+        "channels": 3,
+        "layout": "NCHW RGB float32",
+        "normalisation": {
+            "input": "x / 255 * 2 - 1 (uint8 -> [-1, 1]); the photo is resized to image_size "
+            "x image_size, bicubic, aspect ignored",
+            "output": "round(clip((y + 1) / 2 * 255, 0, 255))",
+            "mean": [0.5, 0.5, 0.5],
+            "std": [0.5, 0.5, 0.5],
+        },
+        "expressions": expressions,
+        "alpha": "decode input 'alpha' is (frames, len(expressions)); frame i is decoded at "
+        "z_b + sum_e alpha[i, e] z_r,e: expression e at intensity alpha[i, e]",
+        "encode": {"inputs": ["input"], "outputs": names},
+        "decode": {"inputs": ["alpha", *names], "outputs": ["frames"]},
+        "variants": {
+            v: {
+                "encode": f["encode"].name,
+                "decode": f["decode"].name,
+                "bytes": report.sizes[v],
+                **({"psnr_db_vs_fp32": round(report.psnr[v], 2)} if v in report.psnr else {}),
+            }
+            for v, f in files.items()
+        },
+        "max_abs_diff_vs_pytorch": {k: float(f"{v:.3g}") for k, v in report.max_diff.items()},
+        "checked_on": report.face,
+        "opset": OPSET,
+    }
+
+
 def export(
     run_dir: Path,
     out_dir: Path,
@@ -342,54 +409,10 @@ def export(
     face_x, face_name = default_face(model.size, face, run_dir)
     x = torch.from_numpy(face_x)
     paths, names, diffs = export_graphs(G, x, out_dir)
-    files = {"fp32": paths}
-    for v in variants:
-        files[v] = {k: out_dir / f"{k}.{v}.onnx" for k in paths}
-    sizes = {v: sum(p.stat().st_size for p in f.values()) for v, f in files.items() if v == "fp32"}
-    psnrs: dict[str, float] = {}
-    if variants:
-        enc_sess = open_session(paths["encode"])
-        enc_feeds, dec_pairs = _calibration(enc_sess, x.numpy(), count)
-        dec_feeds = _decode_feeds(open_session(paths["decode"]), dec_pairs)
-        ref = frames_to_uint8(_variant_frames(paths, x.numpy()))
-        for v in variants:
-            _make_variant(v, paths["encode"], files[v]["encode"], enc_feeds)
-            _make_variant(v, paths["decode"], files[v]["decode"], dec_feeds)
-            sizes[v] = sum(p.stat().st_size for p in files[v].values())
-            psnrs[v] = psnr(frames_to_uint8(_variant_frames(files[v], x.numpy())), ref)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "name": run_dir.name,
-        "image_size": model.size,
-        "channels": 3,
-        "layout": "NCHW RGB float32",
-        "normalisation": {
-            "input": "x / 255 * 2 - 1 (uint8 -> [-1, 1]); the photo is resized to image_size "
-            "x image_size, bicubic, aspect ignored",
-            "output": "round(clip((y + 1) / 2 * 255, 0, 255))",
-            "mean": [0.5, 0.5, 0.5],
-            "std": [0.5, 0.5, 0.5],
-        },
-        "expressions": expressions,
-        "alpha": "decode input 'alpha' is (frames, len(expressions)); frame i is decoded at "
-        "z_b + sum_e alpha[i, e] z_r,e: expression e at intensity alpha[i, e]",
-        "encode": {"inputs": ["input"], "outputs": names},
-        "decode": {"inputs": ["alpha", *names], "outputs": ["frames"]},
-        "variants": {
-            v: {
-                "encode": f["encode"].name,
-                "decode": f["decode"].name,
-                "bytes": sizes[v],
-                **({"psnr_db_vs_fp32": round(psnrs[v], 2)} if v in psnrs else {}),
-            }
-            for v, f in files.items()
-        },
-        "max_abs_diff_vs_pytorch": {k: float(f"{v:.3g}") for k, v in diffs.items()},
-        "checked_on": face_name,
-        "opset": OPSET,
-    }
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    files, sizes, psnrs = _write_variants(paths, variants, x, count, out_dir)
     report = ExportReport(out_dir, 0.0, diffs, sizes, psnrs, face=face_name)
+    manifest = _manifest(report, files, run_dir.name, model.size, expressions, names)
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     if web_dir is not None:
         report.web_dir = write_web(out_dir, web_dir, node_modules)
     report.seconds = time.perf_counter() - t0

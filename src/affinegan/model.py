@@ -24,15 +24,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import losses
 from .config import ModelOptions, TrainConfig
+from .discriminators import AlphaDiscriminator, PatchDiscriminator
 from .losses import gan_loss as gan_loss  # re-exported: benchmarks/reference.py
-from .networks import (
-    AlphaDiscriminator,
-    Encoding,
-    Generator,
-    PatchDiscriminator,
-    init_weights,
-    repeat_each,
-)
+from .networks import Encoding, Generator, init_weights, repeat_each
 
 
 @dataclass

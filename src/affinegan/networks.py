@@ -1,4 +1,4 @@
-"""The networks of AffineGAN: the two-stream U-Net generator and the three discriminators.
+"""The generator of AffineGAN: the two-stream U-Net (the discriminators are in discriminators.py).
 
 Paper mapping (Shen et al. 2019, Sec. 3): an image x is encoded by a *base* stream and a
 *residual* stream; frame t is decoded from the affine mix ``z_b(x) + alpha_t * z_r(x)``.
@@ -33,7 +33,8 @@ def canonical_netg(name: str) -> str:
     return key
 
 
-def _norm(norm: str, channels: int) -> nn.Module:
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    """The --norm layer; shared by the generator and the PatchGAN."""
     if norm == "instance":
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if norm == "batch":
@@ -68,7 +69,7 @@ class UnetLevel(nn.Module):
                 return nn.Sequential(conv)
             if innermost:
                 return nn.Sequential(nn.LeakyReLU(0.2), conv)
-            return nn.Sequential(nn.LeakyReLU(0.2), conv, _norm(norm, inner_nc))
+            return nn.Sequential(nn.LeakyReLU(0.2), conv, norm_layer(norm, inner_nc))
 
         self.down_base = down()
         if expressions == 1:
@@ -86,7 +87,7 @@ class UnetLevel(nn.Module):
                 self.up_flow = nn.ConvTranspose2d(up_in, 2, 4, 2, 1)
         else:
             up = [nn.ReLU(), nn.ConvTranspose2d(up_in, outer_nc, 4, 2, 1, bias=bias)]
-            up.append(_norm(norm, outer_nc))
+            up.append(norm_layer(norm, outer_nc))
             if dropout:
                 up.append(nn.Dropout(0.5))
             self.up_all = nn.Sequential(*up)
@@ -445,82 +446,6 @@ def warp_image(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return nn.functional.grid_sample(
         image, grid + offset, mode="bilinear", padding_mode="border", align_corners=False
     )
-
-
-class PatchDiscriminator(nn.Module):
-    """PatchGAN on a (condition, image) pair; the original's NLayerDiscriminator layout."""
-
-    def __init__(
-        self,
-        input_nc: int = 6,
-        ndf: int = 64,
-        n_layers: int = 3,
-        norm: str = "instance",
-        sigmoid: bool = True,
-        heads: int = 1,
-    ) -> None:
-        super().__init__()
-        bias = norm == "instance"
-        seq: list[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
-        mult = 1
-        for n in range(1, n_layers + 1):
-            prev, mult = mult, min(2**n, 8)
-            stride = 2 if n < n_layers else 1
-            seq += [
-                nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=bias),
-                _norm(norm, ndf * mult),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
-        seq.append(nn.Conv2d(ndf * mult, heads, 4, 1, 1))
-        if sigmoid:
-            seq.append(nn.Sigmoid())
-        self.model = nn.Sequential(*seq)
-        self.heads = heads
-
-    def forward(self, x: torch.Tensor, head: torch.Tensor | None = None) -> torch.Tensor:
-        """Patch scores (M, 1, h, w); with several heads (one per expression) each sample is
-        judged by the head ``head[i]`` of its expression, so real smiles are not compared with
-        real blinks."""
-        out = self.model(x)
-        if self.heads == 1:
-            return out
-        if head is None:
-            raise ValueError("a discriminator with one head per expression needs the expressions")
-        pick = (
-            torch.as_tensor(head, device=out.device)
-            .reshape(-1, 1, 1, 1)
-            .expand(len(out), 1, *out.shape[2:])
-        )
-        return out.gather(1, pick)
-
-
-class AlphaDiscriminator(nn.Module):
-    """MLP that tells inferred intensity vectors (K values) from samples of U[0, 1)."""
-
-    def __init__(self, num_alphas: int = 5, sigmoid: bool = True, heads: int = 1) -> None:
-        super().__init__()
-        k = num_alphas
-        seq: list[nn.Module] = [
-            nn.Linear(k, k),
-            nn.LeakyReLU(0.2),
-            nn.Linear(k, k),
-            nn.LeakyReLU(0.2),
-            nn.Linear(k, heads),
-        ]
-        if sigmoid:
-            seq.append(nn.Sigmoid())
-        self.net = nn.Sequential(*seq)
-        self.heads = heads
-
-    def forward(self, alphas: torch.Tensor, head: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, 1) scores; with a head per expression (``--d_alpha_per_expression``) each clip's
-        intensities are judged by its expression's head ``head[i]``."""
-        out = self.net(alphas)
-        if self.heads == 1:
-            return out
-        if head is None:
-            raise ValueError("a D_alpha with one head per expression needs the expressions")
-        return out.gather(1, torch.as_tensor(head, device=out.device).reshape(-1, 1))
 
 
 def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) -> nn.Module:

@@ -248,30 +248,7 @@ class Animator:
         info = self.model(model)
         img, digest = read_photo(photo, self.limits)
         with self._lock:
-            weights = info.run_dir / MODEL_FILE
-            try:
-                stamp = weights.stat().st_mtime_ns
-            except FileNotFoundError:
-                raise AffineGANError(f"model {info.name} was deleted: refresh the list") from None
-            try:
-                loaded = self._generator(info.run_dir, stamp)
-            except AffineGANError as err:  # its paths are the server's: the log has them
-                log.error("model %s: %s", info.name, err)
-                raise AffineGANError(
-                    f"model {info.name} cannot be loaded; the server's log says why"
-                ) from None
-            key = (str(info.run_dir), stamp, digest, auto_crop)
-            enc = self._encodings.get(key)
-            reused = enc is not None
-            if reused:
-                self._encodings.move_to_end(key)
-                self.hits += 1
-            else:
-                self.misses += 1
-                x = image_to_tensor(model_input(img, loaded.size, auto_crop)).to(self.device)
-                with torch.inference_mode():
-                    enc = encode_all(loaded.G, x[None])  # every expression: any mix reuses it
-                self._remember(self._encodings, key, enc)
+            loaded, enc, reused = self._model_and_encoding(info, img, digest, auto_crop)
             video = plan(loaded.expressions, "", mix, alphas)
             table = video.table(loaded.G.expressions) if loaded.G.expressions > 1 else alphas
             frames = decode_frames(loaded.G, enc, table, _DECODE_CHUNK)
@@ -290,6 +267,38 @@ class Animator:
             reused,
         )
         return Animation(frames, alphas, gif, mp4, reused, seconds)
+
+    def _model_and_encoding(
+        self, info: ModelInfo, img: Image.Image, digest: str, auto_crop: bool
+    ) -> tuple[LoadedModel, Encoding, bool]:
+        """The model's generator and the photo's encoding, from the caches when the weights'
+        mtime and the photo's digest still match (and whether the encoding was reused). The
+        caller holds ``self._lock``: the caches and the device are shared between requests."""
+        weights = info.run_dir / MODEL_FILE
+        try:
+            stamp = weights.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise AffineGANError(f"model {info.name} was deleted: refresh the list") from None
+        try:
+            loaded = self._generator(info.run_dir, stamp)
+        except AffineGANError as err:  # its paths are the server's: the log has them
+            log.error("model %s: %s", info.name, err)
+            raise AffineGANError(
+                f"model {info.name} cannot be loaded; the server's log says why"
+            ) from None
+        key = (str(info.run_dir), stamp, digest, auto_crop)
+        enc = self._encodings.get(key)
+        reused = enc is not None
+        if reused:
+            self._encodings.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
+            x = image_to_tensor(model_input(img, loaded.size, auto_crop)).to(self.device)
+            with torch.inference_mode():
+                enc = encode_all(loaded.G, x[None])  # every expression: any mix reuses it
+            self._remember(self._encodings, key, enc)
+        return loaded, enc, reused
 
     def _generator(self, run_dir: Path, stamp: int) -> LoadedModel:
         key = (str(run_dir), stamp)

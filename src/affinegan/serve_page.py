@@ -110,6 +110,7 @@ def _controls(gr: Any, animator: Animator, examples: Sequence[Path]) -> dict[str
     )
     c["fps"] = gr.Slider(1, 50, value=10, step=1, label="Frames per second")
     c["mix"] = gr.Textbox(
+        value="",  # a default, so API clients that predate the mix need not send one
         label="Mix (multi-expression models)",
         placeholder="smile=1,blink=0.6",
         info="each expression rises on the curve to its own peak; empty: the model's first",

@@ -113,17 +113,25 @@ def _hsv(h: float, s: float, v: float) -> Color:
     return (round(r * 255), round(g * 255), round(b * 255))
 
 
+def _draw_skin(rng: np.random.Generator) -> Color:
+    """A skin tone interpolated along the ramp, then jittered: kept apart from ``identity`` as
+    the one draw that reads a table. It draws, in this order, the ramp position, the brightness
+    and the per-channel noise; that order (and its place first in ``identity``) fixes every
+    synthetic render, so keep it."""
+    pos = rng.uniform(0.0, 1.0) * (len(_SKIN_RAMP) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(_SKIN_RAMP) - 1)
+    base = _SKIN_RAMP[lo] + (_SKIN_RAMP[hi] - _SKIN_RAMP[lo]) * (pos - lo)
+    r, g, b = np.clip(base * rng.uniform(0.96, 1.04) + rng.normal(0.0, 5.0, 3), 0, 255).round()
+    return (int(r), int(g), int(b))
+
+
 @functools.lru_cache(maxsize=256)
 def identity(identity_seed: int) -> Identity:
     """Draw one identity; cached because every frame of a clip shares it."""
     rng = np.random.default_rng(identity_seed)
     u = rng.uniform
-    pos = u(0.0, 1.0) * (len(_SKIN_RAMP) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(_SKIN_RAMP) - 1)
-    base = _SKIN_RAMP[lo] + (_SKIN_RAMP[hi] - _SKIN_RAMP[lo]) * (pos - lo)
-    r, g, b = np.clip(base * u(0.96, 1.04) + rng.normal(0.0, 5.0, 3), 0, 255).round()
-    skin = (int(r), int(g), int(b))
+    skin = _draw_skin(rng)
     hair = _HAIR_COLORS[rng.choice(len(_HAIR_COLORS), p=_HAIR_WEIGHTS / _HAIR_WEIGHTS.sum())]
     style = _HAIR_STYLES[int(rng.integers(len(_HAIR_STYLES)))]
     brow_src = _HAIR_COLORS[int(rng.integers(4))] if style == "bald" else hair

@@ -81,6 +81,20 @@ def _clip_masks(clip_dir: Path, patch_dir: Path, frames: list[Path]) -> tuple[Pa
     return tuple(by_name[f.name] for f in frames)
 
 
+def _check_clip_images(clips: list[Clip], max_pixels: int) -> None:
+    """Open every frame and mask once, so a broken or oversized file fails the scan, not a run.
+
+    Decoding releases the GIL, so threads scale; map() re-raises the first bad file in order.
+    """
+    paths = [p for c in clips for p in (*c.frames, *(c.masks or ()))]
+    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
+    try:
+        for _ in pool.map(lambda p: check_image(p, max_pixels), paths):
+            pass
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
 def scan_clips(
     root: Path,
     phase: str = "train",
@@ -132,14 +146,7 @@ def scan_clips(
         clips.append(Clip(clip_dir.name, tuple(frames), masks))
 
     if check_images:
-        paths = [p for c in clips for p in (*c.frames, *(c.masks or ()))]
-        # Decoding releases the GIL, so threads scale; map() re-raises the first bad file in order.
-        pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
-        try:
-            for _ in pool.map(lambda p: check_image(p, max_pixels), paths):
-                pass
-        finally:
-            pool.shutdown(cancel_futures=True)
+        _check_clip_images(clips, max_pixels)
     log.info(
         "found %d clips (%d frames) in %s in %.2fs",
         len(clips),

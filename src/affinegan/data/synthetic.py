@@ -138,6 +138,20 @@ def _write_clip(
     _write_text(root / "meta" / f"{name}.json", json.dumps(meta, indent=1) + "\n")
 
 
+def _check_clip_args(clips: int, size: int, seed: int, min_frames: int, max_frames: int) -> None:
+    """The arguments every clip writer shares, checked before anything is written, so a bad
+    call fails with one line instead of a half-written dataset."""
+    check_size(size)
+    if clips < 1:
+        raise AffineGANError(f"clips must be >= 1, got {clips}")
+    if seed < 0:
+        raise AffineGANError(f"seed must be >= 0, got {seed}")
+    if min_frames < 2:
+        raise AffineGANError(f"min_frames must be >= 2 (neutral plus one), got {min_frames}")
+    if max_frames < min_frames:
+        raise AffineGANError(f"max_frames ({max_frames}) must be >= min_frames ({min_frames})")
+
+
 def render_dataset(
     out: Path,
     expression: str = "smile",
@@ -156,17 +170,9 @@ def render_dataset(
     records the intensity of each frame. The same arguments always give byte-identical files.
     """
     check_expression(expression)
-    check_size(size)
-    if clips < 1:
-        raise AffineGANError(f"clips must be >= 1, got {clips}")
+    _check_clip_args(clips, size, seed, min_frames, max_frames)
     if test_clips < 0:
         raise AffineGANError(f"test_clips must be >= 0, got {test_clips}")
-    if seed < 0:
-        raise AffineGANError(f"seed must be >= 0, got {seed}")
-    if min_frames < 2:
-        raise AffineGANError(f"min_frames must be >= 2 (neutral plus one), got {min_frames}")
-    if max_frames < min_frames:
-        raise AffineGANError(f"max_frames ({max_frames}) must be >= min_frames ({min_frames})")
     out = Path(out)
     readme = (
         f"{README_MARKER} from affinegan.data.synthetic.render_dataset: expression={expression} "
@@ -207,11 +213,9 @@ def render_mix_clips(
     expression's intensities (``intensities``), to measure a multi-expression model's mixes."""
     for e in expressions:
         check_expression(e)
-    check_size(size)
+    _check_clip_args(clips, size, seed, min_frames, max_frames)
     if len(expressions) < 2 or len(set(expressions)) != len(expressions):
         raise AffineGANError(f"a mix needs two or more different expressions, got {expressions}")
-    if clips < 1 or min_frames < 2 or max_frames < min_frames:
-        raise AffineGANError("a mix needs clips >= 1 and 2 <= min_frames <= max_frames")
     out = Path(out)
     names = "+".join(expressions)
     _prepare(out, f"{README_MARKER} from render_mix_clips: {names} seed={seed} size={size}\n")
