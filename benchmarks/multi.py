@@ -30,7 +30,7 @@ from quality import CLIPS, SIZE, TEST_CLIPS, bench_config, figures, table
 from affinegan import metrics
 from affinegan.config import apply_preset
 from affinegan.data.dataset import scan_clips
-from affinegan.data.images import load_rgb
+from affinegan.data.images import load_input_image, load_rgb
 from affinegan.data.synthetic import render_dataset, render_mix_clips
 from affinegan.evaluate import EvalConfig, evaluate, expression_metrics
 from affinegan.generate import decode_frames, load_generator, set_mode
@@ -43,6 +43,8 @@ MIXES = (("smile", "blink"), ("anger", "blink"))
 def train_multi(a: argparse.Namespace, data: Path) -> dict[str, float]:
     """Train the multi-expression model (skipped with --eval_only); its CPU and wall time."""
     overrides = {"preset": a.preset, "expressions": a.expressions}
+    if a.d_alpha_per_expression:
+        overrides["d_alpha_per_expression"] = True
     cfg = apply_preset(bench_config(data, a.name, Path(a.out), a.steps, a.ngf, a.seed, overrides))
     torch.set_num_threads(a.threads)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -76,7 +78,7 @@ def mix_scores(run: Path, clips_root: Path, names: tuple[str, ...]) -> dict[str,
     per_clip: dict[str, list[float]] = {}
     for clip in scan_clips(clips_root, "test", min_frames=2):
         truth = np.stack([np.asarray(load_rgb(p, SIZE)) for p in clip.frames])
-        x = torch.from_numpy(truth).permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = torch.stack([load_input_image(p, SIZE) for p in clip.frames])
         enc = G.encode_mix(x[:1], index)
         base = G.encode(x, residual=False)
         fk = G.feature(base, 1.0, None)[None]
@@ -102,6 +104,39 @@ def mix_scores(run: Path, clips_root: Path, names: tuple[str, ...]) -> dict[str,
     return {k: float(np.nanmean(v)) for k, v in per_clip.items()}
 
 
+@torch.inference_mode()
+def contact_sheet(run: Path, data: Path, out_png: Path, faces: int = 3, scale: int = 3) -> Path:
+    """Held-out faces (rows): the input, each expression at intensity 1, then smile + blink and
+    anger + blink mixes at 1 each: what ``generate --expression`` / ``--mix`` draw."""
+    from PIL import Image, ImageDraw
+
+    model = load_generator(run)
+    G = model.G
+    set_mode(G, dropout=False)
+    names = model.expressions
+    columns = [(n, {n: 1.0}) for n in names]
+    columns += [("+".join(p), dict.fromkeys(p, 1.0)) for p in MIXES if set(p) <= set(names)]
+    clips = scan_clips(data / names[0], "test", min_frames=1)[:faces]
+    rows = []
+    for clip in clips:
+        rgb = np.asarray(load_rgb(clip.frames[0], SIZE))
+        x = load_input_image(clip.frames[0], SIZE)[None]
+        enc = G.encode_mix(x, range(len(names)))
+        table_ = np.array([[w.get(n, 0.0) for n in names] for _, w in columns], np.float32)
+        rows.append(np.concatenate([rgb, *decode_frames(G, enc, table_)], 1))
+    grid = np.concatenate(rows, 0)
+    head = 14
+    sheet = Image.new("RGB", (grid.shape[1] * scale, grid.shape[0] * scale + head), "white")
+    sheet.paste(
+        Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale)), (0, head)
+    )
+    draw = ImageDraw.Draw(sheet)
+    for i, label in enumerate(["input", *(c for c, _ in columns)]):
+        draw.text((i * SIZE * scale + 4, 1), label, fill="black")
+    sheet.save(out_png)
+    return out_png
+
+
 def generator_bytes(run: Path) -> int:
     """Size of the generator file generation loads (the average with --ema)."""
     ema = run / "latest_net_G_ema.pth"
@@ -118,6 +153,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--preset", default="expressive")
     ap.add_argument("--name", default="multi_expressive")
+    ap.add_argument("--d_alpha_per_expression", action="store_true", help="D_alpha per expression")
     ap.add_argument("--singles", help="quality.py's JSON of the single models, for the table")
     ap.add_argument("--eval_only", action="store_true", help="evaluate the trained model only")
     a = ap.parse_args()
@@ -151,6 +187,7 @@ def main() -> None:
         single_run = out / "checkpoints" / r["name"]
         if single_run.is_dir():
             sizes[r["name"]] = generator_bytes(single_run)
+    contact_sheet(run, data, out / f"{a.name}_sheet.png")
     report = {"rows": rows, "singles": singles, "mixes": mixes, "sizes": sizes}
     (out / f"{a.name}.json").write_text(json.dumps(report, indent=1) + "\n")
     print(table(rows, with_targets=False))
