@@ -9,9 +9,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import GenerateConfig, TrainConfig, apply_preset, build_parser, from_args
+from .config import (
+    TORCH_THREADS_HELP,
+    GenerateConfig,
+    TrainConfig,
+    apply_preset,
+    build_parser,
+    from_args,
+)
 from .errors import AffineGANError
-from .runtime import keep_freed_memory, set_threads  # torch-free: generate --backend onnxruntime
+from .runtime import keep_freed_memory, thread_policy  # torch-free: generate --backend onnxruntime
 
 log = logging.getLogger("affinegan")
 
@@ -28,6 +35,7 @@ def train_main(argv: list[str] | None = None, prog: str = "affinegan train") -> 
     parser = build_parser(TrainConfig, prog, "Train an AffineGAN model on one expression.")
     cfg = from_args(TrainConfig, parser, argv)
     keep_freed_memory()
+    thread_policy(cfg.torch_threads)
     run_dir = train(cfg)
     print(f"model saved in {run_dir}")
     return 0
@@ -66,6 +74,7 @@ def generate_main(argv: list[str] | None = None, prog: str = "affinegan generate
         from .generate import generate
 
         keep_freed_memory()
+        thread_policy(cfg.torch_threads)
         out = generate(cfg)
     print(f"results in {out} (open {out / 'index.html'})")
     return 0
@@ -127,6 +136,7 @@ def demo_main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gpu_ids", default="-1")
+    p.add_argument("--torch_threads", type=int, default=0, help=TORCH_THREADS_HELP)
     p.add_argument(
         "--preset",
         default="expressive",
@@ -141,9 +151,10 @@ def demo_main(argv: list[str] | None = None) -> int:
         raise AffineGANError(f"--size {a.size}: the demo supports 64, 128 or 256")
     epochs = max(1, -(-a.steps // a.clips))
     keep_freed_memory()
-    # One thread: at the demo's size it is 1.4x slower than two on idle cores but never 4x
-    # slower when another process wants a core too (docs/performance.md, benchmarks/busy.py).
-    set_threads(1)
+    # Two threads are 1.4x faster than one at the demo's size on idle cores, and 2.7x slower
+    # beside another CPU-bound process: the policy takes the cores idle at start
+    # (docs/performance.md, benchmarks/busy.py).
+    thread_policy(a.torch_threads)
     t0 = time.perf_counter()
     cfg = TrainConfig(
         dataroot=str(data),
@@ -239,8 +250,10 @@ def export_main(argv: list[str] | None = None) -> int:
     p.add_argument("--expressions", default="", help="expression names; empty: the run name")
     p.add_argument("--web", default=None, help="also write the static web page to this folder")
     p.add_argument("--node_modules", default=None, help="where onnxruntime-web and gifenc are")
+    p.add_argument("--torch_threads", type=int, default=0, help=TORCH_THREADS_HELP)
     p.add_argument("--verbose", action="store_true", help="more log output")
     a = p.parse_args(argv)
+    thread_policy(a.torch_threads)
     run_dir = Path(a.checkpoints_dir) / a.name
     report = export(
         run_dir,

@@ -76,7 +76,7 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from . import metrics
-from .config import build_parser
+from .config import ProcessOptions, build_parser
 from .data.dataset import Clip, scan_clips
 from .data.images import image_to_tensor, load_rgb
 from .errors import AffineGANError
@@ -84,7 +84,7 @@ from .generate import animate, load_generator, set_mode
 from .model import infer_alpha
 from .networks import Generator
 from .report import compare_table, terminal_summary, write_reports
-from .runtime import resolve_device
+from .runtime import resolve_device, thread_policy
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def _opt(default: Any, help: str, **kw: Any) -> Any:
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(ProcessOptions):
     """Options of ``affinegan evaluate`` (flag names follow ``affinegan generate``)."""
 
     dataroot: str = _opt("", "dataset root with <phase>/img/<clip>/ (frame 1 input)", required=True)
@@ -552,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ns = vars(parser.parse_args(argv))
     cfg = EvalConfig(**{f.name: ns[f.name] for f in fields(EvalConfig)})
+    thread_policy(cfg.torch_threads)
     result = evaluate(cfg)
     print(terminal_summary(result))
     print(f"report: {cfg.json_path.with_suffix('.html')} (JSON {cfg.json_path})")

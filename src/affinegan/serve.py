@@ -33,13 +33,14 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from . import checkpoint as ckpt
+from .config import TORCH_THREADS_HELP
 from .curves import CURVES, alpha_curve
 from .data.images import decode, image_to_tensor
 from .data.synthetic import render_face
 from .errors import AffineGANError
 from .generate import LoadedModel, decode_frames, load_generator, set_mode
 from .networks import UNET_DEPTHS, Encoding
-from .runtime import resolve_device
+from .runtime import resolve_device, thread_policy
 from .video import write_gif, write_mp4
 
 if TYPE_CHECKING:
@@ -561,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-megapixels", type=float, default=16.0, help="largest photo accepted")
     p.add_argument("--max-frames", type=int, default=120, help="longest clip a request may ask")
     p.add_argument("--gpu_ids", default="-1", help="GPU to generate on; -1 for the CPU")
+    p.add_argument("--torch_threads", type=int, default=0, help=TORCH_THREADS_HELP)
     a = p.parse_args(argv)
     if min(a.max_upload_mb, a.max_megapixels, a.max_frames) <= 0:
         p.error("--max-upload-mb, --max-megapixels and --max-frames must be positive")
@@ -569,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         max_pixels=int(a.max_megapixels * 1e6),
         max_frames=a.max_frames,
     )
+    thread_policy(a.torch_threads)
     if a.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this address can use the demo", a.host)
     stop = threading.Event()

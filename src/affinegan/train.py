@@ -216,6 +216,7 @@ RUNTIME_OPTIONS = (
     "compile",
     "channels_last",
     "amp",
+    "torch_threads",
 )
 
 
