@@ -50,9 +50,7 @@ def test_idle_cores_from_two_proc_stat_readings():
     assert runtime.cpu_times(_stat(100, 900, 50, cpus=4)) == (950, 100 + 5 + 10 + 900 + 50 + 3, 4)
     # 0.2 s on 2 cores = 40 ticks at 100 Hz: all idle, then one core busy, then both
     assert runtime.idle_cores(_stat(1000, 500), _stat(1000, 540)) == pytest.approx(2.0)
-    assert runtime.idle_cores(_stat(1000, 500), _stat(1020, 519, 1)) == pytest.approx(
-        2 * 20 / 42
-    )
+    assert runtime.idle_cores(_stat(1000, 500), _stat(1020, 519, 1)) == pytest.approx(2 * 20 / 42)
     assert runtime.idle_cores(_stat(1000, 500), _stat(1040, 500)) < 0.1
     assert runtime.idle_cores(_stat(1000, 500), _stat(1000, 500)) == 2.0  # no tick: nothing ran
     with pytest.raises(ValueError):
