@@ -1,8 +1,8 @@
 """Real faces: the expressive preset against the paper's method on the shared example clips.
 
     nice -n 10 python benchmarks/real_faces.py --out bench_real --categories happy,closeeye \\
-      --steps happy_expressive=2800,happy_paper=3270,closeeye_expressive=3200,closeeye_paper=3840 \
-        --sheet docs/real-faces.png     # docs/results.md, "Real faces"
+      --steps happy_expressive=2800,happy_paper=3270,closeeye_expressive=3200,closeeye_paper=3840 \\
+      --sheet docs/real-faces.png     # docs/results.md, "Real faces"
 
 For each category it trains (or reuses, or resumes to more steps) two runs at 128 px
 (``unet_128``, ``ngf = ndf = 16``, ``loadSize 144``, one torch thread, seed 0): ``<cat>_expressive``
