@@ -2,6 +2,7 @@
 
     python benchmarks/busy.py                 # demo config, 40 steps per cell
     python benchmarks/busy.py --steps 100 --hogs 1
+    python benchmarks/busy.py --steps 30 --policies "" --threads 0,1,auto   # the thread policy
 
 Each cell runs ``model.train_step`` of the demo's configuration (unet_64, ngf 16, 64 px, K 5,
 the expressive preset) in a fresh process whose ``OMP_WAIT_POLICY`` and torch thread count are
@@ -9,7 +10,8 @@ set before torch loads, and reports wall and CPU milliseconds per step (median o
 after warm-up). "busy" starts ``--hogs`` CPU-bound processes (a Python loop each) for the cell's
 duration, as another user's job would. ``ACTIVE`` is OpenMP's spinning wait, ``PASSIVE`` its
 sleeping one, an empty policy libgomp's default; the thread count ``0`` is torch's default (one
-per core). docs/performance.md has the figures.
+per core), ``auto`` the policy every command runs by default (``runtime.thread_policy``: the
+cores idle when the cell starts, the hogs already running). docs/performance.md has the figures.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ import torch
 from affinegan.config import TrainConfig, apply_preset
 from affinegan.model import build_nets, build_optimizers, train_step
 
-threads, steps = int(sys.argv[1]), int(sys.argv[2])
-if threads:
-    torch.set_num_threads(threads)
+threads, steps = sys.argv[1], int(sys.argv[2])
+if threads == "auto":
+    from affinegan.runtime import thread_policy
+    thread_policy(0)
+elif int(threads):
+    torch.set_num_threads(int(threads))
 cfg = apply_preset(TrainConfig(dataroot="x", netG="unet_64", ngf=16, ndf=16, fineSize=64,
                                loadSize=72, train_imagenum=5, preset="expressive"))
 torch.manual_seed(0)
@@ -56,7 +61,7 @@ print(json.dumps({"threads": torch.get_num_threads(), "wall_ms": 1e3 * blocks[1]
 HOG = "while True: pass"
 
 
-def run_cell(policy: str, threads: int, steps: int, hogs: int) -> dict:
+def run_cell(policy: str, threads: str, steps: int, hogs: int) -> dict:
     """One measurement in a fresh process, with ``hogs`` CPU-bound processes beside it."""
     env = {**os.environ, "OMP_WAIT_POLICY": policy}
     env.pop("OMP_NUM_THREADS", None)
@@ -64,7 +69,7 @@ def run_cell(policy: str, threads: int, steps: int, hogs: int) -> dict:
     try:
         time.sleep(0.5 if hogs else 0)
         out = subprocess.run(
-            [sys.executable, "-c", CELL, str(threads), str(steps)],
+            [sys.executable, "-c", CELL, threads, str(steps)],
             env=env,
             capture_output=True,
             text=True,
@@ -83,17 +88,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40, help="steps per timed block")
     ap.add_argument("--hogs", type=int, default=1, help="CPU-bound processes when busy")
     ap.add_argument("--policies", default="ACTIVE,PASSIVE")
-    ap.add_argument("--threads", default="0,1", help="torch threads (0: one per core)")
+    ap.add_argument(
+        "--threads", default="0,1", help="torch threads (0: one per core; auto: the policy)"
+    )
     a = ap.parse_args()
     print(f"cores {os.cpu_count()}, {a.steps} steps per block, busy = {a.hogs} hog(s)")
     print("| load | OMP_WAIT_POLICY | threads | wall ms/step | CPU ms/step |")
     print("|---|---|---|---|---|")
     for load, hogs in (("idle", 0), ("busy", a.hogs)):
         for policy in a.policies.split(","):
-            for threads in (int(t) for t in a.threads.split(",")):
+            for threads in a.threads.split(","):
                 r = run_cell(policy, threads, a.steps, hogs)
+                label = f"auto: {r['threads']}" if threads == "auto" else r["threads"]
                 print(
-                    f"| {load} | {policy} | {r['threads']} | {r['wall_ms']:.1f} "
+                    f"| {load} | {policy or 'unset'} | {label} | {r['wall_ms']:.1f} "
                     f"| {r['cpu_ms']:.1f} |",
                     flush=True,
                 )

@@ -162,9 +162,12 @@ def main() -> None:
     for e in exprs:
         if not (data / e / "test" / "meta").is_dir():
             render_dataset(data / e, e, CLIPS, TEST_CLIPS, SIZE, a.seed)
-    timing = {"train_cpu_s": None, "train_wall_s": None}
+    timing_file = out / f"{a.name}_train_time.json"  # kept apart, so --eval_only reports it
     if not a.eval_only:
-        timing = train_multi(a, data)
+        timing_file.write_text(json.dumps(train_multi(a, data)) + "\n")
+    timing = {"train_cpu_s": None, "train_wall_s": None}
+    if timing_file.is_file():
+        timing = json.loads(timing_file.read_text())
     run = out / "checkpoints" / a.name
     rows = [
         {

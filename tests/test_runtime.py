@@ -37,6 +37,69 @@ def test_set_threads():
         runtime.set_threads(-1)
 
 
+def _stat(user: int, idle: int, iowait: int = 0, cpus: int = 2) -> str:
+    """A /proc/stat reading: the summed cpu line, one line per core, and some other lines."""
+    cores = "".join(f"cpu{i} 1 0 1 1 0 0 0 0 0 0\n" for i in range(cpus))
+    return (
+        f"cpu  {user} 5 {user // 10} {idle} {iowait} 0 3 0 7 0\n{cores}"
+        "intr 12345 0 0\nctxt 999\nbtime 1700000000\nprocs_running 2\n"
+    )
+
+
+def test_idle_cores_from_two_proc_stat_readings():
+    assert runtime.cpu_times(_stat(100, 900, 50, cpus=4)) == (950, 100 + 5 + 10 + 900 + 50 + 3, 4)
+    # 0.2 s on 2 cores = 40 ticks at 100 Hz: all idle, then one core busy, then both
+    assert runtime.idle_cores(_stat(1000, 500), _stat(1000, 540)) == pytest.approx(2.0)
+    assert runtime.idle_cores(_stat(1000, 500), _stat(1020, 519, 1)) == pytest.approx(2 * 20 / 42)
+    assert runtime.idle_cores(_stat(1000, 500), _stat(1040, 500)) < 0.1
+    assert runtime.idle_cores(_stat(1000, 500), _stat(1000, 500)) == 2.0  # no tick: nothing ran
+    with pytest.raises(ValueError):
+        runtime.cpu_times("intr 1 2\n")
+
+
+def test_thread_choice():
+    choose = runtime.choose_threads
+    assert choose(0, 2.0, 2) == (2, "2.0 of 2 cores idle at start")
+    assert choose(0, 1.8, 2)[0] == 2  # a core idle 80% of the time counts
+    assert choose(0, 1.6, 2)[0] == 1
+    assert choose(0, 1.0, 2)[0] == 1  # one CPU hog on two cores: one thread
+    assert choose(0, 0.0, 2)[0] == 1  # never fewer than one
+    assert choose(0, 30.0, 8)[0] == 8  # at most the cores this process may use
+    assert choose(3, 0.0, 2) == (3, "--torch_threads")  # the flag wins, even over the env
+    assert choose(3, None, 2, env="1") == (3, "--torch_threads")
+    assert choose(0, 2.0, 2, env="1") == (1, "OMP_NUM_THREADS")
+    assert choose(0, 2.0, 2, env="junk")[0] == 2
+    assert choose(0, None, 2) == (0, "torch's default (idle cores unknown)")
+    with pytest.raises(AffineGANError, match="--torch_threads -1"):
+        choose(-1, 2.0, 2)
+
+
+def test_measure_idle_cores_reads_proc_stat_twice():
+    readings = iter([_stat(1000, 500), _stat(1020, 520)])
+    slept = []
+    idle = runtime.measure_idle_cores(0.2, read=lambda: next(readings), sleep=slept.append)
+    assert idle == pytest.approx(2 * 20 / 42) and slept == [0.2]  # user 20, system 2, idle 20
+
+    def unreadable() -> str:
+        raise OSError("no /proc here")
+
+    assert runtime.measure_idle_cores(0.2, read=unreadable, sleep=slept.append) is None
+
+
+def test_thread_policy_sets_torch_threads(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert runtime.thread_policy(2) == 2  # the flag
+        assert runtime.thread_policy(0) == 1  # the environment
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+        monkeypatch.setattr(runtime, "measure_idle_cores", lambda: 0.9)
+        assert runtime.thread_policy(0) == 1  # one core busy: one thread
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.slow
 def test_inference_does_not_import_the_training_loop():
     code = (

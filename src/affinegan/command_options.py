@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from . import layout
-from .config import GenerateConfig, TrainConfig, apply_preset
+from .config import GenerateConfig, ProcessOptions, TrainConfig, apply_preset
 from .errors import AffineGANError
 from .metrics import REGION_THRESHOLD
 from .options import (
@@ -45,7 +45,7 @@ class GenerateCommand(GenerateConfig):
 
 
 @dataclass
-class EvalConfig(Options):
+class EvalConfig(ProcessOptions):
     """Options of ``affinegan evaluate`` (flag names follow ``affinegan generate``)."""
 
     original_flags: ClassVar[bool] = True
@@ -93,7 +93,7 @@ class CompareOptions(Options):
 
 
 @dataclass
-class ExportOptions(Options):
+class ExportOptions(ProcessOptions):
     """``affinegan export``: a run's generator as ONNX graphs (+ a static web page)."""
 
     name: str = opt_run_name()
@@ -115,7 +115,7 @@ class ExportOptions(Options):
 
 
 @dataclass
-class ServeOptions(Options):
+class ServeOptions(ProcessOptions):
     """``affinegan serve``: the browser demo and what one request may ask of it."""
 
     checkpoints_dir: str = _opt("./checkpoints", "folder of trained runs")
@@ -159,7 +159,7 @@ class SynthOptions(Options):
 
 
 @dataclass
-class DemoOptions(Options):
+class DemoOptions(ProcessOptions):
     """``affinegan demo``: synthetic data, a small model trained here, its videos."""
 
     out: str = _opt("demo_out", "folder for data, model and results")

@@ -35,7 +35,7 @@ from .command_options import (
 )
 from .config import GenerateConfig, TrainConfig, apply_preset
 from .layout import EXPORT_DIR, INDEX
-from .runtime import keep_freed_memory, set_threads
+from .runtime import keep_freed_memory, thread_policy
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ def train(cfg: TrainConfig) -> int:
     from .train import train
 
     keep_freed_memory()
+    thread_policy(cfg.torch_threads)
     print(f"model saved in {train(cfg)}")
     return 0
 
@@ -59,6 +60,7 @@ def generate(cfg: GenerateCommand) -> int:
         from .generate import generate
 
         keep_freed_memory()
+        thread_policy(cfg.torch_threads)
         out = generate(cfg)
     print(f"results in {out} (open {out / INDEX})")
     return 0
@@ -107,6 +109,7 @@ def evaluate(cfg: EvalConfig) -> int:
     from .evaluate import evaluate
     from .report import terminal_summary
 
+    thread_policy(cfg.torch_threads)
     result = evaluate(cfg)
     print(terminal_summary(result))
     print(f"report: {cfg.json_path.with_suffix('.html')} (JSON {cfg.json_path})")
@@ -159,6 +162,7 @@ def export(opts: ExportOptions) -> int:
     """Export the generator as ONNX graphs (+ a static web page); print what was checked."""
     from .export import export, format_report
 
+    thread_policy(opts.torch_threads)
     report = export(
         opts.run_dir,
         Path(opts.out) if opts.out else opts.run_dir / EXPORT_DIR,
@@ -179,6 +183,7 @@ def serve(opts: ServeOptions) -> int:
     from .serve_page import serving
 
     limits = Limits.of(opts)
+    thread_policy(opts.torch_threads)
     if opts.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this address can use the demo", opts.host)
     stop = threading.Event()
@@ -228,9 +233,9 @@ def demo(opts: DemoOptions) -> int:
     out = Path(opts.out)
     data = render_dataset(out / "data", opts.expression, opts.clips, 3, opts.size, opts.seed)
     keep_freed_memory()
-    # One thread: at the demo's size it is 1.4x slower than two on idle cores but never 4x
-    # slower when another process wants a core too (docs/performance.md, benchmarks/busy.py).
-    set_threads(1)
+    # The cores idle at start: two threads where both are free, one beside a CPU-bound process
+    # (where two would wait on each other: docs/performance.md, benchmarks/busy.py).
+    thread_policy(opts.torch_threads)
     t0 = time.perf_counter()
     cfg = _demo_train_config(opts, data)
     train(cfg)

@@ -97,8 +97,21 @@ class ModelOptions(Options):
         }
 
 
+TORCH_THREADS_HELP = (
+    "CPU threads for torch (0: OMP_NUM_THREADS if set, else the cores idle at start; "
+    "docs/performance.md)"
+)
+
+
 @dataclass
-class TrainConfig(ModelOptions):
+class ProcessOptions(Options):
+    """How the command's process computes; shared by every command that trains or generates."""
+
+    torch_threads: int = _opt(0, TORCH_THREADS_HELP, min=0)
+
+
+@dataclass
+class TrainConfig(ProcessOptions, ModelOptions):
     """Everything a training run depends on; written to opt.txt, train_opt.json and the state."""
 
     dataroot: str = _opt("", "dataset root holding train/img/<clip>/<frames>", required=True)
@@ -227,7 +240,7 @@ def apply_preset(cfg: TrainConfig, explicit: Collection[str] = ()) -> TrainConfi
 
 
 @dataclass
-class GenerateConfig(ModelOptions):
+class GenerateConfig(ProcessOptions, ModelOptions):
     """Options of generation; model options default to what the run saved."""
 
     dataroot: str = _opt("", "dataset root; inputs are the first frames of <phase>/img/<clip>")

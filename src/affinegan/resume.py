@@ -105,6 +105,7 @@ def resolve_resume(cfg: TrainConfig) -> TrainConfig:
 # Options a resumed run takes from the new command line rather than from its checkpoint.
 RUNTIME_OPTIONS = (
     "name",
+    "torch_threads",
     "niter",
     "niter_decay",
     "max_steps",
