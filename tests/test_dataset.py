@@ -10,7 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from affinegan.data.dataset import Clip, ClipDataset, ResumableSampler, list_frames, scan_clips
+from affinegan.data.dataset import (
+    Clip,
+    ClipDataset,
+    ResumableSampler,
+    list_frames,
+    scan_clips,
+    walk_clips,
+)
 from affinegan.data.images import (
     check_image,
     image_to_tensor,
@@ -202,6 +209,24 @@ def test_error_unreadable_mask(tmp_path: Path) -> None:
     bad = root / "train/patch/a/0002.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n broken")
     assert str(bad) in _error(scan_clips, root, use_patch=True)
+
+
+def test_walk_yields_every_problem_and_scan_raises_the_first(tmp_path: Path) -> None:
+    """One validator: ``walk_clips`` lists all problems, ``scan_clips`` stops at the first."""
+    root = make_dataset(tmp_path, {"a": 3, "b": 1, "c": 3})
+    (root / "train/patch/c/0001.png").unlink()
+    bad = root / "train/img/a/0002.png"
+    bad.write_bytes(b"")
+    items = list(walk_clips(root, use_patch=True))
+    problems = [item for item in items if isinstance(item, str)]
+    assert [c.name for c in items if isinstance(c, Clip)] == ["a", "b", "c"]
+    assert len(problems) == 3 and all("\n" not in p for p in problems)
+    assert problems[0].startswith(f"{root / 'train/img/b'}: clip has 1 frame(s)")
+    assert problems[1].startswith(str(root / "train/patch/c/0001.png"))
+    assert "1 of 3 masks missing, e.g. 0001.png" in problems[1]
+    assert problems[2].startswith(str(bad)) and "empty" in problems[2]  # images after layout
+    assert _error(scan_clips, root, use_patch=True) == problems[0]
+    assert [p for p in walk_clips(root, check_images=False) if isinstance(p, str)] == problems[:1]
 
 
 # --- ClipDataset ------------------------------------------------------------------------------

@@ -309,3 +309,20 @@ def test_check_exit_codes_and_all_problems_at_once(tmp_path: Path, capsys) -> No
     assert "FAILED: 3 problem(s)" in out
 
     assert check_main([str(tmp_path / "missing")]) == 1
+
+
+def test_check_a_multi_expression_root_names_the_expression(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "moods"
+    _dataset(root / "happy", {"a": 3})
+    _dataset(root / "sad", {"b": 2, "short": 1}, masks=False)
+    report = check_dataset(root, use_patch=False)
+    assert [s.split for s in report.splits] == ["happy/train", "sad/train"]
+    assert report.problems == [
+        f"sad: {root / 'sad/train/img/short'}: clip has 1 frame(s) but needs at least 2 "
+        "(the neutral first frame plus expression frames); add frames or remove the folder"
+    ]
+    assert check_main([str(root)]) == 1  # sad has no masks either
+    out = capsys.readouterr().out
+    assert f"sad: {root / 'sad/train/patch'}: mask folder not found" in out
+    assert "happy/train: 1 clip(s), 3 frame(s)" in out and "FAILED: 2 problem(s)" in out
+    assert check_main([str(root / "happy")]) == 0

@@ -1,30 +1,30 @@
 """``affinegan check ROOT``: the dataset validator as a command that lists EVERY problem.
 
-``dataset.scan_clips`` stops at the first problem, which suits a training run that must not
-start on bad data; someone fixing a dataset wants the whole list at once, with counts that show
-what the model will see (frames per clip, sizes, grey or colour, mask coverage). When no problem
-is found, ``scan_clips`` runs too, so ``check`` passing means ``train`` will accept the data.
+``dataset.walk_clips`` is the one validator: ``scan_clips`` stops at its first problem, which
+suits a training run that must not start on bad data; someone fixing a dataset wants the whole
+list at once, with counts that show what the model will see (frames per clip, sizes, grey or
+colour, mask coverage), so ``check`` collects every problem and adds the counts and warnings.
+``check`` passing therefore means ``train`` accepts the data. A multi-expression root
+(``<root>/<expression>/train/img/<clip>/``) is checked one expression at a time, each problem
+and warning prefixed with its expression.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from affinegan.command_options import SPLITS
-from affinegan.data.dataset import list_frames, scan_clips
+from affinegan.data.dataset import Clip, expression_roots, walk_clips
 from affinegan.data.images import (
     DEFAULT_MAX_MEGAPIXELS,
     IMAGE_EXTENSIONS,
     megapixels,
     open_image,
 )
-from affinegan.errors import AffineGANError
 
 MIN_FRAMES = {"train": 2, "test": 1}
 MASK_ON = 192  # training binarises masks at 0.5 in [-1, 1], i.e. pixel values >= 192 count
@@ -32,20 +32,17 @@ MASK_ON = 192  # training binarises masks at 0.5 in [-1, 1], i.e. pixel values >
 
 @dataclass(frozen=True)
 class _Decoded:
-    """What one file told us: its size and mode, the masked fraction (masks), or the error."""
+    """What one readable file told us: its size and mode, and the masked fraction (masks)."""
 
     size: tuple[int, int] = (0, 0)
     grey: bool = False
     mask_area: float | None = None
-    error: str | None = None
 
 
 def _decode(path: Path, mask: bool, max_pixels: int) -> _Decoded:
-    """Through the loader training uses, so ``check`` sees exactly what the model will."""
-    try:
-        img = open_image(path, max_pixels)
-    except AffineGANError as err:
-        return _Decoded(error=str(err))
+    """Through the loader training uses, so ``check`` sees exactly what the model will; an
+    unreadable or oversized file raises ``AffineGANError`` (``walk_clips`` makes it a problem)."""
+    img = open_image(path, max_pixels)
     area = float((np.asarray(img.convert("L")) >= MASK_ON).mean()) if mask else None
     return _Decoded(img.size, img.mode == "L", area)
 
@@ -103,156 +100,109 @@ class CheckReport:
         return out
 
 
-def _clip_masks(
-    clip_dir: Path, patch_dir: Path, frames: list[Path], report: CheckReport
-) -> list[Path]:
-    """The clip's masks, paired with its frames by file name; a missing one is a problem."""
-    mask_dir = patch_dir / clip_dir.name
-    if not mask_dir.is_dir():
-        report.problems.append(
-            f"{mask_dir}: mask folder for clip {clip_dir.name} not found; add masks with the "
-            "frame names (affinegan prepare --masks) or train with --no_patch"
-        )
-        return []
-    by_name = {p.name: p for p in list_frames(mask_dir)}
-    missing = [f.name for f in frames if f.name not in by_name]
-    if missing:
-        report.problems.append(
-            f"{mask_dir}: {len(missing)} of {len(frames)} masks missing, e.g. "
-            f"{missing[0]}; masks need exactly the frame file names, or use --no_patch"
-        )
-    return [by_name[f.name] for f in frames if f.name in by_name]
-
-
-def _check_frames(
-    clip_dir: Path,
-    stats: SplitStats,
-    report: CheckReport,
-    pool: ThreadPoolExecutor,
-    max_pixels: int,
-) -> dict[str, tuple[int, int]]:
-    """Count, decode and tally the clip's frames; their sizes by file name."""
-    frames = list_frames(clip_dir)
+def _frame_stats(
+    clip_dir: Path, frames: tuple[Path, ...], decoded: dict[Path, _Decoded], stats: SplitStats
+) -> tuple[dict[str, tuple[int, int] | None], list[str]]:
+    """Tally the clip's readable frames; their sizes by file name, and the clip's warnings."""
+    warnings = []
     stray = [
         p
         for p in clip_dir.iterdir()
         if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() not in IMAGE_EXTENSIONS)
     ]
     if stray:
-        report.warnings.append(
+        warnings.append(
             f"{clip_dir}: {len(stray)} non-image file(s) or folder(s) ignored, e.g. {stray[0].name}"
         )
     stats.frames_per_clip.append(len(frames))
-    need = MIN_FRAMES[stats.split]
-    if len(frames) < need:
-        report.problems.append(
-            f"{clip_dir}: clip has {len(frames)} frame(s) but needs at least {need} "
-            "(the neutral first frame plus expression frames); add frames or remove the folder"
-        )
-    decoded = list(pool.map(lambda p: _decode(p, False, max_pixels), frames))
-    for item in decoded:
-        if item.error is not None:
-            report.problems.append(item.error)
-            continue
-        stats.sizes[item.size] += 1
-        stats.grey += item.grey
-        stats.colour += not item.grey
-    clip_sizes = {d.size for d in decoded if d.error is None}
-    if len(clip_sizes) > 1:
-        report.warnings.append(
-            f"{clip_dir}: frames have {len(clip_sizes)} different sizes; each is resized to "
+    sizes: dict[str, tuple[int, int] | None] = {}
+    for frame in frames:
+        item = decoded.get(frame)  # None: unreadable, already a problem
+        sizes[frame.name] = None if item is None else item.size
+        if item is not None:
+            stats.sizes[item.size] += 1
+            stats.grey += item.grey
+            stats.colour += not item.grey
+    distinct = {size for size in sizes.values() if size is not None}
+    if len(distinct) > 1:
+        warnings.append(
+            f"{clip_dir}: frames have {len(distinct)} different sizes; each is resized to "
             "loadSize on its own, so the face may shift between frames"
         )
-    return {f.name: d.size for f, d in zip(frames, decoded, strict=True)}
+    return sizes, warnings
 
 
-def _check_clip(
-    clip_dir: Path,
-    patch_dir: Path | None,
+def _mask_stats(
+    mask_dir: Path,
+    sizes: dict[str, tuple[int, int] | None],
+    decoded: dict[Path, _Decoded],
     stats: SplitStats,
-    report: CheckReport,
-    pool: ThreadPoolExecutor,
-    max_pixels: int,
-) -> None:
-    frame_size = _check_frames(clip_dir, stats, report, pool, max_pixels)
-    if patch_dir is None:
-        return
-    frames = [clip_dir / name for name in frame_size]
-    masks = _clip_masks(clip_dir, patch_dir, frames, report)
-    empty = 0
-    mask_items = pool.map(lambda p: _decode(p, True, max_pixels), masks)
-    for path, item in zip(masks, mask_items, strict=True):
-        if item.error is not None:
-            report.problems.append(item.error)
+) -> list[str]:
+    """Tally the clip's readable masks (named like its frames); the clip's mask warnings."""
+    warnings, empty = [], 0
+    for name, frame_size in sizes.items():
+        item = decoded.get(mask_dir / name)
+        if item is None:  # missing or unreadable: already a problem
             continue
         stats.masks = (stats.masks or 0) + 1
         stats.mask_area.append(item.mask_area or 0.0)
         empty += not item.mask_area
-        if frame_size[path.name] not in ((0, 0), item.size):
-            report.warnings.append(
-                f"{path}: mask is {item.size[0]}x{item.size[1]} but its frame is "
-                f"{frame_size[path.name][0]}x{frame_size[path.name][1]}; masks should match"
+        if frame_size is not None and frame_size != item.size:
+            warnings.append(
+                f"{mask_dir / name}: mask is {item.size[0]}x{item.size[1]} but its frame is "
+                f"{frame_size[0]}x{frame_size[1]}; masks should match"
             )
     if empty:
-        report.warnings.append(
-            f"{patch_dir / clip_dir.name}: {empty} mask(s) have no pixel >= {MASK_ON}, so the "
-            "patch discriminator sees nothing there"
+        warnings.append(
+            f"{mask_dir}: {empty} mask(s) have no pixel >= {MASK_ON}, so the patch "
+            "discriminator sees nothing there"
         )
+    return warnings
+
+
+def _check_split(
+    root: Path, split: str, use_patch: bool, max_pixels: int, report: CheckReport, label: str
+) -> None:
+    """Every problem ``walk_clips`` finds in ``root/split`` (prefixed ``label: ``), plus counts."""
+    prefix = f"{label}: " if label else ""
+    decoded: dict[Path, _Decoded] = {}
+
+    def inspect(path: Path, mask: bool) -> None:
+        decoded[path] = _decode(path, mask, max_pixels)
+
+    clips: list[Clip] = []
+    for item in walk_clips(root, split, use_patch, MIN_FRAMES[split], inspect=inspect):
+        if isinstance(item, Clip):
+            clips.append(item)
+        else:
+            report.problems.append(prefix + item)
+    if not (root / split / "img").is_dir():
+        return
+    stats = SplitStats(f"{label}/{split}" if label else split)
+    report.splits.append(stats)
+    patch_dir = root / split / "patch"
+    if use_patch and patch_dir.is_dir():
+        stats.masks = 0
+    for clip in clips:
+        sizes, warnings = _frame_stats(
+            root / split / "img" / clip.name, clip.frames, decoded, stats
+        )
+        if stats.masks is not None:
+            warnings += _mask_stats(patch_dir / clip.name, sizes, decoded, stats)
+        report.warnings += [prefix + w for w in warnings]
 
 
 def check_dataset(
     root: Path, use_patch: bool = True, max_pixels: int = megapixels(DEFAULT_MAX_MEGAPIXELS)
 ) -> CheckReport:
-    """Collect every problem of the dataset at ``root`` (``train`` and ``test``) with counts."""
+    """Collect every problem of the dataset at ``root`` (``train`` and ``test``) with counts;
+    a multi-expression root is checked expression by expression. Masks are checked in ``train``
+    only, as training is the only command that reads them."""
     root = Path(root)
     report = CheckReport(root)
-    layout = f"{root}/train/img/<clip>/<frames>"
-    if not root.is_dir():
-        report.problems.append(f"{root}: dataset root not found; the expected layout is {layout}")
-        return report
-    present = [s for s in SPLITS if (root / s / "img").is_dir()]
-    if not present:
-        report.problems.append(
-            f"{root}: neither train/img nor test/img found; the expected layout is {layout}"
-        )
-    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
-    try:
-        for split in present:
-            stats = SplitStats(split)
-            report.splits.append(stats)
-            img_dir = root / split / "img"
-            clip_dirs = sorted(
-                (d for d in img_dir.iterdir() if d.is_dir() and not d.name.startswith(".")),
-                key=lambda d: d.name,
-            )
-            if not clip_dirs:
-                report.problems.append(
-                    f"{img_dir}: no clip folders; put each clip's frames in {img_dir}/<clip>/"
-                )
-                continue
-            patch_dir = root / split / "patch" if use_patch and split == "train" else None
-            if patch_dir is not None and not patch_dir.is_dir():
-                report.problems.append(
-                    f"{patch_dir}: mask folder not found; add masks (affinegan prepare --masks) "
-                    "or train with --no_patch"
-                )
-                patch_dir = None
-            if patch_dir is not None:
-                stats.masks = 0
-            for clip_dir in clip_dirs:
-                _check_clip(clip_dir, patch_dir, stats, report, pool, max_pixels)
-    finally:
-        pool.shutdown()
-    if report.ok:
-        for split in present:  # the training-time validator must agree
-            try:
-                scan_clips(
-                    root,
-                    split,
-                    use_patch=use_patch and split == "train",
-                    min_frames=MIN_FRAMES[split],
-                    check_images=False,
-                )
-            except AffineGANError as err:
-                report.problems.append(str(err))
+    found = dict(expression_roots(root, "test")) | dict(expression_roots(root, "train"))
+    for label, dataset in sorted(found.items()) or [("", root)]:
+        present = [s for s in SPLITS if (dataset / s / "img").is_dir()]
+        for split in present or ["train"]:  # none: walk_clips names the missing layout
+            _check_split(dataset, split, use_patch and split == "train", max_pixels, report, label)
     return report

@@ -17,10 +17,11 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,39 +64,61 @@ def list_frames(folder: Path) -> list[Path]:
     return sorted(frames, key=lambda p: p.name)
 
 
-def _clip_masks(clip_dir: Path, patch_dir: Path, frames: list[Path]) -> tuple[Path, ...]:
-    """The mask of every frame, matched by file name as the original does."""
+def _clip_masks(
+    clip_dir: Path, patch_dir: Path, frames: list[Path]
+) -> tuple[list[Path], str | None]:
+    """The clip's masks found, matched to its frames by file name as the original does, and the
+    problem when any is missing."""
     mask_dir = patch_dir / clip_dir.name
     if not mask_dir.is_dir():
-        raise AffineGANError(
+        return [], (
             f"{mask_dir}: mask folder for clip {clip_dir} not found; add masks with the same "
-            "frame names or train without masks using --no_patch"
+            "frame names (affinegan prepare --masks) or train without masks using --no_patch"
         )
     by_name = {p.name: p for p in list_frames(mask_dir)}
-    for frame in frames:
-        if frame.name not in by_name:
-            raise AffineGANError(
-                f"{mask_dir / frame.name}: mask for frame {frame} is missing; patch frames must "
-                f"have the same names as the frames in {clip_dir}, or use --no_patch"
-            )
-    return tuple(by_name[f.name] for f in frames)
+    missing = [f.name for f in frames if f.name not in by_name]
+    found = [by_name[f.name] for f in frames if f.name in by_name]
+    if not missing:
+        return found, None
+    return found, (
+        f"{mask_dir / missing[0]}: mask not found; {len(missing)} of {len(frames)} masks missing, "
+        f"e.g. {missing[0]}; masks need exactly the frame file names of {clip_dir} "
+        "(affinegan prepare --masks), or use --no_patch"
+    )
 
 
-def _check_clip_images(clips: list[Clip], max_pixels: int) -> None:
+def _image_problems(
+    files: list[tuple[Path, bool]], inspect: Callable[[Path, bool], object]
+) -> Iterator[str]:
     """Open every frame and mask once, so a broken or oversized file fails the scan, not a run.
 
-    Decoding releases the GIL, so threads scale; map() re-raises the first bad file in order.
+    Decoding releases the GIL, so threads scale; problems come in file order.
     """
-    paths = [p for c in clips for p in (*c.frames, *(c.masks or ()))]
+
+    def attempt(item: tuple[Path, bool]) -> str | None:
+        try:
+            inspect(*item)
+        except AffineGANError as err:
+            return str(err)
+        return None
+
     pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
     try:
-        for _ in pool.map(lambda p: check_image(p, max_pixels), paths):
-            pass
+        for problem in pool.map(attempt, files):
+            if problem is not None:
+                yield problem
     finally:
         pool.shutdown(cancel_futures=True)
 
 
-def scan_clips(
+def _clip_dirs(img_dir: Path) -> list[Path]:
+    return sorted(
+        (d for d in img_dir.iterdir() if d.is_dir() and not d.name.startswith(".")),
+        key=lambda d: d.name,
+    )
+
+
+def walk_clips(
     root: Path,
     phase: str = "train",
     use_patch: bool = False,
@@ -103,55 +126,78 @@ def scan_clips(
     max_clips: int | None = None,
     check_images: bool = True,
     max_pixels: int = megapixels(DEFAULT_MAX_MEGAPIXELS),
-) -> list[Clip]:
-    """Find and validate the clips under ``root/phase`` before any training or generation.
+    inspect: Callable[[Path, bool], object] | None = None,
+) -> Iterator[Clip | str]:
+    """THE dataset validator: every clip under ``root/phase`` and every problem, as found.
 
-    Each problem raises ``AffineGANError`` with one line naming the path and the fix, so a bad
-    dataset fails in seconds instead of hours into a run. ``max_clips`` keeps the first N clips
-    in sorted order (the original's ``--max_dataset_size``); larger images than ``max_pixels``
-    are refused.
+    A ``str`` item is a problem, one line naming the path and the fix; a ``Clip`` is a clip
+    (also a faulty one, so counts stay complete; its ``masks`` are None when any is missing).
+    ``scan_clips`` stops at the first problem, ``affinegan check`` lists them all. ``max_clips``
+    keeps the first N clips in sorted order (the original's ``--max_dataset_size``). With
+    ``check_images`` every file is opened once after the clips, by ``inspect(path, is_mask)``
+    (default: ``check_image``, which refuses images larger than ``max_pixels``), whose
+    ``AffineGANError`` is the problem.
     """
-    started = time.perf_counter()
     root = Path(root)
+    img_dir, patch_dir = root / phase / "img", root / phase / "patch"
     layout = f"{root}/{phase}/img/<clip>/<frames>"
     if not root.is_dir():
-        raise AffineGANError(f"{root}: dataset root not found; point --dataroot at {layout}")
-    img_dir = root / phase / "img"
+        yield f"{root}: dataset root not found; the expected layout is {layout}"
+        return
     if not img_dir.is_dir():
-        raise AffineGANError(f"{img_dir}: folder not found; the expected layout is {layout}")
-    patch_dir = root / phase / "patch"
+        yield f"{img_dir}: folder not found; the expected layout is {layout}"
+        return
     if use_patch and not patch_dir.is_dir():
-        raise AffineGANError(
+        yield (
             f"{patch_dir}: mask folder not found; add masks as {patch_dir}/<clip>/<frames> with "
-            "the same names as the frames, or train without masks using --no_patch"
+            "the same names as the frames (affinegan prepare --masks), or train without masks "
+            "using --no_patch"
         )
-    clip_dirs = sorted(
-        (d for d in img_dir.iterdir() if d.is_dir() and not d.name.startswith(".")),
-        key=lambda d: d.name,
-    )
+        use_patch = False  # one problem for the folder, not one per clip
+    clip_dirs = _clip_dirs(img_dir)
     if not clip_dirs:
-        raise AffineGANError(f"{img_dir}: no clip folders found; the expected layout is {layout}")
-    if max_clips is not None:
-        clip_dirs = clip_dirs[:max_clips]
-
-    clips = []
-    for clip_dir in clip_dirs:
+        yield f"{img_dir}: no clip folders found; put each clip's frames in {img_dir}/<clip>/"
+        return
+    files: list[tuple[Path, bool]] = []
+    for clip_dir in clip_dirs[:max_clips]:
         frames = list_frames(clip_dir)
         if len(frames) < min_frames:
-            raise AffineGANError(
+            yield (
                 f"{clip_dir}: clip has {len(frames)} frame(s) but needs at least {min_frames} "
                 "(the neutral first frame plus expression frames); add frames or remove the folder"
             )
-        masks = _clip_masks(clip_dir, patch_dir, frames) if use_patch else None
-        clips.append(Clip(clip_dir.name, tuple(frames), masks))
-
+        files += [(p, False) for p in frames]
+        masks, problem = _clip_masks(clip_dir, patch_dir, frames) if use_patch else ([], None)
+        if problem is not None:
+            yield problem
+        files += [(p, True) for p in masks]
+        complete = use_patch and problem is None
+        yield Clip(clip_dir.name, tuple(frames), tuple(masks) if complete else None)
     if check_images:
-        _check_clip_images(clips, max_pixels)
+        yield from _image_problems(files, inspect or (lambda p, _: check_image(p, max_pixels)))
+
+
+def scan_clips(root: Path, phase: str = "train", **options: Any) -> list[Clip]:
+    """The clips under ``root/phase``, validated by ``walk_clips`` (``options``: its keywords,
+    ``use_patch``, ``min_frames``, ``max_clips``, ``check_images``, ``max_pixels``) before any
+    training or generation: its first problem raises ``AffineGANError``, so a bad dataset fails
+    in seconds instead of hours into a run.
+    """
+    started = time.perf_counter()
+    clips = []
+    walk = walk_clips(root, phase, **options)
+    try:
+        for item in walk:
+            if isinstance(item, str):
+                raise AffineGANError(item)
+            clips.append(item)
+    finally:
+        walk.close()
     log.info(
         "found %d clips (%d frames) in %s in %.2fs",
         len(clips),
         sum(len(c.frames) for c in clips),
-        img_dir,
+        Path(root) / phase / "img",
         time.perf_counter() - started,
     )
     return clips
@@ -182,7 +228,7 @@ def scan_expressions(
                 f"{root}: --expressions {','.join(names)} needs a multi-expression root, "
                 f"<root>/<expression>/{phase}/img/<clip>/; this one is a single dataset"
             )
-        return [], scan_clips(root, phase, **scan)  # type: ignore[arg-type]
+        return [], scan_clips(root, phase, **scan)
     chosen = list(names) or list(found)
     missing = [n for n in chosen if n not in found]
     if missing:
@@ -192,7 +238,7 @@ def scan_expressions(
         )
     clips = []
     for index, name in enumerate(chosen):
-        for clip in scan_clips(found[name], phase, **scan):  # type: ignore[arg-type]
+        for clip in scan_clips(found[name], phase, **scan):
             clips.append(replace(clip, name=f"{name}_{clip.name}", expression=index))
     return chosen, clips
 
