@@ -43,8 +43,8 @@ MIXES = (("smile", "blink"), ("anger", "blink"))
 def train_multi(a: argparse.Namespace, data: Path) -> dict[str, float]:
     """Train the multi-expression model (skipped with --eval_only); its CPU and wall time."""
     overrides = {"preset": a.preset, "expressions": a.expressions}
-    if a.d_alpha_per_expression:
-        overrides["d_alpha_per_expression"] = True
+    if a.shared_d_alpha:
+        overrides["shared_d_alpha"] = True
     cfg = apply_preset(bench_config(data, a.name, Path(a.out), a.steps, a.ngf, a.seed, overrides))
     torch.set_num_threads(a.threads)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -153,7 +153,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--preset", default="expressive")
     ap.add_argument("--name", default="multi_expressive")
-    ap.add_argument("--d_alpha_per_expression", action="store_true", help="D_alpha per expression")
+    ap.add_argument("--shared_d_alpha", action="store_true", help="one D_alpha head for all")
     ap.add_argument("--singles", help="quality.py's JSON of the single models, for the table")
     ap.add_argument("--eval_only", action="store_true", help="evaluate the trained model only")
     a = ap.parse_args()

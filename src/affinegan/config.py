@@ -142,10 +142,10 @@ class TrainConfig(ProcessOptions, ModelOptions):
         min=0,
     )
     order_margin: float = _opt(0.02, "margin of the --lambda_order hinge", min=0)
-    d_alpha_per_expression: bool = _opt(
+    shared_d_alpha: bool = _opt(
         False,
-        "multi-expression runs: D_alpha judges each expression's intensities with a head of its "
-        "own (default: one D_alpha for all; docs/multi-expression.md)",
+        "multi-expression runs: one D_alpha head for every expression's intensities (default: "
+        "a head per expression, which ranks frames better; docs/multi-expression.md)",
     )
     lambda_position: float = _opt(
         0.0,

@@ -88,7 +88,7 @@ def build_nets(cfg: TrainConfig) -> Nets:
     G = build_generator(cfg)
     D = patch_d()
     D_alpha = init_weights(
-        AlphaDiscriminator(cfg.train_imagenum, sigmoid, heads if cfg.d_alpha_per_expression else 1),
+        AlphaDiscriminator(cfg.train_imagenum, sigmoid, 1 if cfg.shared_d_alpha else heads),
         cfg.init_type,
         cfg.init_gain,
     )
