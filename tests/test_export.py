@@ -1,10 +1,12 @@
 """Export: ONNX graphs equal PyTorch, the torch-free onnxruntime backend, and the static page
 driven in headless Chromium with every outside request blocked."""
 
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +159,24 @@ def test_onnxruntime_backend_runs_without_torch(runs, exported, face, tmp_path):
     assert len(list((tmp_path / "blend" / "test_latest" / "images").glob("*.png"))) == 21
 
 
+@contextlib.contextmanager
+def page_with_photo(page_dir: Path, face: Path) -> Iterator[tuple]:
+    """The page in ``page_dir`` served locally and opened offline in headless Chromium with
+    ``face`` encoded: (page, blocked requests, page errors). Skips where no browser starts."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw, static_server(page_dir) as origin:
+        try:
+            browser = launch_chromium(pw)
+        except Exception as err:  # noqa: BLE001 - any launch failure means "no browser here"
+            pytest.skip(f"no browser: {CHROMIUM} missing and Playwright cannot launch one ({err})")
+        try:
+            page, blocked, errors = offline_page(browser, origin)
+            open_with_photo(page, origin, face)
+            yield page, blocked, errors
+        finally:
+            browser.close()
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_page_animates_a_photo_offline_and_matches_python(runs, exported, face, tmp_path):
@@ -167,27 +187,18 @@ def test_page_animates_a_photo_offline_and_matches_python(runs, exported, face, 
     export(runs / "checkpoints" / "warp", tmp_path / "onnx", web_dir=root)  # grid_sample too
     gen = OnnxGenerator.load(exported["warp"])
     expected = gen.animate(load_face(face, 64), [0.7])[0].astype(int)
-    with sync_api.sync_playwright() as pw, static_server(root) as origin:
-        try:
-            browser = launch_chromium(pw)
-        except Exception as err:  # noqa: BLE001 - any launch failure means "no browser here"
-            pytest.skip(f"no browser: {CHROMIUM} missing and Playwright cannot launch one ({err})")
-        try:
-            page, blocked, errors = offline_page(browser, origin)
-            open_with_photo(page, origin, face)
-            rgb = np.array(page.evaluate("window.affinegan.frame(0.7)"), int).reshape(64, 64, 3)
-            assert np.abs(rgb - expected).max() <= 2
-            assert page.evaluate("window.affinegan.msPerFrame") > 0
-            sync_api.expect(page.locator("#speed")).to_contain_text("ms/frame")
-            assert page.evaluate("window.affinegan.video()") == 20
-            with page.expect_download() as download:
-                page.click("#gif")
-            gif = tmp_path / "page.gif"
-            download.value.save_as(gif)
-            assert Image.open(gif).n_frames == 20
-            assert blocked == [] and errors == []
-        finally:
-            browser.close()
+    with page_with_photo(root, face) as (page, blocked, errors):
+        rgb = np.array(page.evaluate("window.affinegan.frame(0.7)"), int).reshape(64, 64, 3)
+        assert np.abs(rgb - expected).max() <= 2
+        assert page.evaluate("window.affinegan.msPerFrame") > 0
+        sync_api.expect(page.locator("#speed")).to_contain_text("ms/frame")
+        assert page.evaluate("window.affinegan.video()") == 20
+        with page.expect_download() as download:
+            page.click("#gif")
+        gif = tmp_path / "page.gif"
+        download.value.save_as(gif)
+        assert Image.open(gif).n_frames == 20
+        assert blocked == [] and errors == []
 
 
 def test_export_command_prints_the_difference(runs, tmp_path, capsys):

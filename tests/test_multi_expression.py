@@ -116,8 +116,7 @@ def test_the_export_and_onnxruntime_mix_like_pytorch(root, run, tmp_path) -> Non
 def test_the_page_has_one_slider_per_expression(root, run, tmp_path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     pytest.importorskip("onnxruntime")
-    from test_export import NODE_MODULES
-    from web_speed import CHROMIUM, launch_chromium, offline_page, open_with_photo, static_server
+    from test_export import NODE_MODULES, page_with_photo
 
     from affinegan.export import NPM_FILES, export
     from affinegan.expressions import plan
@@ -130,22 +129,13 @@ def test_the_page_has_one_slider_per_expression(root, run, tmp_path) -> None:
     face = next((root / "smile" / "test" / "img").glob("*/0001.png"))
     mix = plan(NAMES, "", "blink=0.4,smile=0.9", [1.0])
     expected = OnnxGenerator.load(tmp_path / "onnx").animate(load_face(face, 64), [1.0], plan=mix)
-    with sync_api.sync_playwright() as pw, static_server(page_dir) as origin:
-        try:
-            browser = launch_chromium(pw)
-        except Exception as err:  # noqa: BLE001 - any launch failure means "no browser here"
-            pytest.skip(f"no browser: {CHROMIUM} missing and Playwright cannot launch one ({err})")
-        try:
-            page, blocked, errors = offline_page(browser, origin)
-            open_with_photo(page, origin, face)
-            assert page.evaluate("window.affinegan.expressions()") == NAMES
-            sync_api.expect(page.locator("#sliders label")).to_have_count(2)
-            rgb = page.evaluate("window.affinegan.frame([0.4, 0.9])")
-            got = np.array(rgb, int).reshape(64, 64, 3)
-            assert np.abs(got - expected[0]).max() <= 2
-            assert blocked == [] and errors == []
-        finally:
-            browser.close()
+    with page_with_photo(page_dir, face) as (page, blocked, errors):
+        assert page.evaluate("window.affinegan.expressions()") == NAMES
+        sync_api.expect(page.locator("#sliders label")).to_have_count(2)
+        rgb = page.evaluate("window.affinegan.frame([0.4, 0.9])")
+        got = np.array(rgb, int).reshape(64, 64, 3)
+        assert np.abs(got - expected[0]).max() <= 2
+        assert blocked == [] and errors == []
 
 
 def test_the_demo_server_lists_and_mixes_the_expressions(root, run, tmp_path) -> None:
