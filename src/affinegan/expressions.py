@@ -33,7 +33,11 @@ class Plan:
         return out
 
 
-def _index(names: list[str], name: str, flag: str) -> int:
+def expression_index(names: list[str], name: str, flag: str = "--expression") -> int:
+    """The index of expression ``name`` among a model's ``names`` (the first when ``name`` is
+    empty); an unknown name is a one-line error that lists the model's expressions."""
+    if not name:
+        return 0
     if name not in names:
         known = ", ".join(names) if names else "none (a single-expression model)"
         raise AffineGANError(f"{flag} {name!r}: the model's expressions are {known}")
@@ -50,7 +54,7 @@ def _mix_column(entry: str, names: list[str], alphas: list[float]) -> tuple[int,
         peak = math.nan
     if not sep or not math.isfinite(peak):
         raise AffineGANError(f"--mix {entry!r}: write NAME=PEAK or NAME=PEAK@CURVE, e.g. smile=1")
-    index = _index(names, name.strip(), "--mix")
+    index = expression_index(names, name.strip(), "--mix")
     if curve:
         if curve not in CURVES:
             raise AffineGANError(f"--mix {entry!r}: unknown curve; use one of {', '.join(CURVES)}")
@@ -67,7 +71,7 @@ def plan(names: list[str], expression: str, mix: str, alphas: list[float]) -> Pl
     if expression and mix:
         raise AffineGANError("give --expression or --mix, not both")
     if not mix:
-        index = _index(names, expression, "--expression") if expression else 0
+        index = expression_index(names, expression)
         return Plan([index], np.asarray(alphas, dtype=np.float32).reshape(-1, 1))
     columns = [_mix_column(e, names, alphas) for e in mix.split(",") if e.strip()]
     indices = [i for i, _ in columns]

@@ -40,7 +40,7 @@ class LoadedModel:
 
     def select(self, name: str) -> None:
         """Make ``name`` the expression ``G.encode`` animates (the first one by default)."""
-        self.G.expression = expressions.plan(self.expressions, name, "", [0.0]).expressions[0]
+        self.G.expression = expressions.expression_index(self.expressions, name)
 
 
 def load_generator(
