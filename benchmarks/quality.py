@@ -21,7 +21,10 @@ every run. The table ends with the mean over its runs and a table of the targets
 ``--set lambda_order=10`` trains with the frame-order hinge on the inferred alphas (a
 TrainConfig flag, off by default); ``--preset expressive`` with a named recipe of such flags
 (``--set`` values win over the preset's); ``--alpha_d_init pytorch`` (D_alpha with PyTorch's
-default Linear init) is a prototype passed to ``train.train`` as its ``build`` function.
+default Linear init) is a prototype passed to ``train.train`` as its ``build`` function;
+``--reference`` trains the paper's method with the original code's call pattern
+(``reference.reference_train_step``: same losses and gradients, about 4-5x the time per step),
+so that ``--steps`` chosen for the same CPU minutes shows what the original gives in that time.
 docs/results.md has the measured effect of these.
 """
 
@@ -97,6 +100,13 @@ def bench_config(
     )
 
 
+def _reference_step(nets: Any, opts: Any, batch: dict, cfg: Any, so: Any) -> dict:
+    """``train.train``'s step with the original's call pattern (``so`` has nothing for it)."""
+    from reference import reference_train_step
+
+    return reference_train_step(nets, opts, batch, cfg)
+
+
 def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
     """Child process: render, train (timed in CPU seconds), evaluate; report via ``q``."""
     import torch
@@ -104,7 +114,7 @@ def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
     from affinegan.config import apply_preset
     from affinegan.data.synthetic import render_dataset
     from affinegan.evaluate import EvalConfig, evaluate
-    from affinegan.model import build_nets
+    from affinegan.model import build_nets, train_step
     from affinegan.train import train
 
     torch.set_num_threads(a["threads"])
@@ -120,7 +130,7 @@ def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
         pytorch_init = a["alpha_d_init"] == "pytorch"
         build = (lambda c: _reinit_alpha_d(build_nets(c))) if pytorch_init else build_nets
         t0, c0 = time.perf_counter(), time.process_time()
-        train(cfg, build)
+        train(cfg, build, _reference_step if a["reference"] else train_step)
         wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     ev = EvalConfig(
         dataroot=str(data),
@@ -341,9 +351,14 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="TrainConfig overrides KEY=VALUE")
     ap.add_argument("--preset", default="", help="TrainConfig preset (--set values win)")
     ap.add_argument("--alpha_d_init", choices=("normal", "pytorch"), default="normal")
+    ap.add_argument(
+        "--reference", action="store_true", help="train with the original code's call pattern"
+    )
     ap.add_argument("--tag", default="", help="suffix of the run names (for variants)")
     ap.add_argument("--eval_only", action="store_true", help="evaluate existing runs")
     a = ap.parse_args()
+    if a.reference and (a.preset or a.set):
+        raise SystemExit("--reference trains the paper's method only: drop --preset and --set")
     sets = [*a.set, *([f"preset={a.preset}"] if a.preset else [])]
     opts = {**vars(a), "overrides": _overrides(sets)}
     exprs = [e for e in a.expressions.split(",") if e]

@@ -274,3 +274,40 @@ def test_lambda_position_pulls_alpha_towards_the_targets_place_in_the_clip():
     losses = train_step(nets, build_optimizers(nets, cfg), batch, cfg)
     expected = (alpha - batch["B_position"]).abs().mean() * 7.0
     torch.testing.assert_close(losses["G_position"], expected.detach())
+
+
+def test_shifted_moves_each_image_by_at_most_the_fraction():
+    """A one-pixel bright column moves sideways by up to fraction x width, its mass kept."""
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 8, 32)
+    x[..., 16] = 1.0
+    moved = model.shifted(x, 0.05)
+    cols = torch.arange(32, dtype=torch.float32)
+    centre = (moved.sum(2) * cols).sum(-1).squeeze(1) / moved.sum((1, 2, 3))
+    offsets = centre - 16.0
+    assert offsets.abs().max() <= 0.05 * 32 + 1e-4
+    assert offsets.std() > 0.3  # each image its own shift
+    torch.testing.assert_close(moved.sum((1, 2, 3)), x.sum((1, 2, 3)))
+    torch.testing.assert_close(model.shifted(x, 0.0), x)
+
+
+def test_lambda_still_is_the_alpha_of_the_shifted_neutral_face():
+    """The targets' alphas are unchanged by the extra rows; an unmoved neutral face has alpha 0;
+    the step reports lambda_still x the mean alpha of the moved faces."""
+    torch.manual_seed(0)
+    cfg = tiny_config(lambda_still=3.0, still_shift=0.1)
+    nets = build_nets(cfg)
+    nets.G.eval()  # no feature noise: alphas are deterministic
+    batch = random_batch()
+    plain = encode_batch(nets.G, batch["A"], batch["B"])
+    with_still = encode_batch(nets.G, batch["A"], batch["B"], still=batch["A"])
+    torch.testing.assert_close(with_still.alpha, plain.alpha)
+    assert with_still.still is not None and with_still.still.abs().max() < 1e-5
+    assert len(with_still.enc_b.bottom_base) == batch["B"].shape[1]
+    torch.manual_seed(5)
+    moved = model.shifted(batch["A"], 0.1)
+    expected = encode_batch(nets.G, batch["A"], batch["B"], still=moved).still
+    torch.manual_seed(5)
+    losses = train_step(nets, build_optimizers(nets, cfg), batch, cfg)
+    torch.testing.assert_close(losses["G_still"], expected.mean().detach() * 3.0)
+    assert "G_still" not in train_step(nets, build_optimizers(nets, cfg), batch, tiny_config())

@@ -17,6 +17,7 @@ from affinegan.cli import main
 from affinegan.config import GenerateConfig, TrainConfig, apply_preset
 from affinegan.data.synthetic import render_dataset
 from affinegan.generate import generate
+from affinegan.model import build_nets
 from affinegan.train import train
 from affinegan.video import read_frames
 
@@ -342,3 +343,37 @@ def test_demo_trains_the_preset_and_writes_videos(tmp_path):
     assert len(gifs) == 3 and all(len(read_frames(g)) == 20 for g in gifs)
     assert main(["demo", "--out", str(tmp_path / "x"), "--preset", "vivid"]) == 2
     assert not (tmp_path / "x").exists()  # refused before rendering anything
+
+
+def test_the_loop_takes_another_step_function(data, tmp_path):
+    """``train(cfg, step=...)`` runs the given iteration: the original's call pattern
+    (benchmarks/reference.py) reaches the project step's weights (noise and dropout off)."""
+    from reference import reference_train_step
+
+    calls = []
+
+    def reference(nets, opts, batch, cfg, so):
+        calls.append(1)
+        return reference_train_step(nets, opts, batch, cfg)
+
+    kw = dict(max_steps=3, noise_std=0.0, no_dropout=True)
+    runs = [
+        train(tiny(data, tmp_path / "a", **kw)),
+        train(tiny(data, tmp_path / "b", **kw), step=reference),
+    ]
+    assert len(calls) == 3
+    # Compared by what the networks compute: biases ahead of instance norms get gradients of
+    # rounding size only, which Adam scales up to whole steps without changing any output.
+    torch.manual_seed(0)
+    x, alpha = torch.rand(2, 3, 64, 64) * 2 - 1, torch.tensor([0.0, 0.7])
+    outputs = []
+    for run in runs:
+        nets = build_nets(tiny(data, tmp_path))
+        for name, net in (("G", nets.G), ("D", nets.D)):
+            net.load_state_dict(weights(run)[name])
+            net.eval()
+        with torch.no_grad():
+            fake = nets.G(x, 1.0, alpha)[0]
+            outputs.append((fake, nets.D(torch.cat([x, fake], 1))))
+    for ours, theirs in zip(*outputs, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)

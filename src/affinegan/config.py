@@ -153,6 +153,16 @@ class TrainConfig(ProcessOptions, ModelOptions):
         "in its clip, 0 at the neutral start to 1 at the end (not in the original; 0 = off)",
         min=0,
     )
+    lambda_still: float = _opt(
+        0.0,
+        "weight of a loss pulling to 0 the alpha inferred from the neutral face moved by a random "
+        "sub-pixel shift (up to --still_shift): a moved head is no expression (not in the "
+        "original; 0 = off; docs/results.md)",
+        min=0,
+    )
+    still_shift: float = _opt(
+        0.02, "largest shift of --lambda_still, as a fraction of the image width", min=0
+    )
     lambda_region: float = _opt(
         0.0,
         "weight of an L1 loss over the expression region only: the pixels where a target leaves "

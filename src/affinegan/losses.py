@@ -78,10 +78,12 @@ def g_alpha_loss(
     cfg: TrainConfig,
     index: torch.Tensor | None = None,
     position: torch.Tensor | None = None,
+    still: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Step 4's terms on the intensities alpha (N, K): ``lambda_A * GAN(D_alpha(alpha)) / K``,
-    plus with ``--lambda_order`` the order hinge on the targets' frame numbers ``index`` and
-    with ``--lambda_position`` the L1 to their places in the clip ``position`` (both (N, K)).
+    plus with ``--lambda_order`` the order hinge on the targets' frame numbers ``index``, with
+    ``--lambda_position`` the L1 to their places in the clip ``position`` (both (N, K)) and with
+    ``--lambda_still`` the mean of ``still`` (N,), the alphas of the shifted neutral faces.
     Returns the loss and its named terms (the GAN term before the division by K)."""
     g_alpha = gan_loss(pred_alpha, True, cfg.lsgan) * cfg.lambda_A
     terms = {"G_GAN_D_alpha": g_alpha}
@@ -95,6 +97,10 @@ def g_alpha_loss(
         assert position is not None, "--lambda_position needs the targets' places in the clip"
         terms["G_position"] = F.l1_loss(a32, position.to(a32.dtype)) * cfg.lambda_position
         loss = loss + terms["G_position"]
+    if cfg.lambda_still > 0:
+        assert still is not None, "--lambda_still needs the alphas of the shifted neutral faces"
+        terms["G_still"] = still.float().mean() * cfg.lambda_still
+        loss = loss + terms["G_still"]
     return loss, terms
 
 

@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -164,22 +165,43 @@ class Encoded:
     enc_a: Encoding  # neutral faces, both streams, (N, ...)
     enc_b: Encoding  # targets, base stream only, (N*K, ...)
     alpha: torch.Tensor  # (N, K), differentiable w.r.t. the encoders
+    still: torch.Tensor | None = None  # (N,): alphas of the shifted neutral faces
+
+
+def shifted(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Each image moved by its own random shift of up to ``fraction`` of its size in x and y
+    (bilinear, edges repeated): a head that moved a little, with no expression."""
+    n = len(x)
+    theta = torch.eye(2, 3, dtype=x.dtype, device=x.device).repeat(n, 1, 1)
+    theta[:, :, 2] = (torch.rand(n, 2, dtype=x.dtype, device=x.device) * 2 - 1) * (2 * fraction)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
 
 
 def encode_batch(
-    G: Generator, A: torch.Tensor, B: torch.Tensor, expression: torch.Tensor | None = None
+    G: Generator,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    expression: torch.Tensor | None = None,
+    still: torch.Tensor | None = None,
 ) -> Encoded:
     """Encode A once (both streams) and the K targets once, in one batch with A's base stream;
     infer alpha per clip (along the residual stream of the clip's expression, multi-expression).
+    ``still`` (N, C, H, W), neutral faces moved (``--lambda_still``), joins the targets' batch.
 
     A: (N, C, H, W); B: (N, K, C, H, W); expression: (N,) indices or None.
     """
     n, k = B.shape[:2]
-    enc_a, enc_b = G.encode_pair(A, B.flatten(0, 1), expression)
+    targets = B.flatten(0, 1) if still is None else torch.cat([B.flatten(0, 1), still])
+    enc_a, enc_b = G.encode_pair(A, targets, expression)
     f0 = G.feature(enc_a, 1.0, 0.0)
     fr = G.feature(enc_a, 0.0, 1.0)
-    fk = G.feature(enc_b, 1.0, None).unflatten(0, (n, k))
-    return Encoded(enc_a, enc_b, infer_alpha(f0, fr, fk))
+    fb = G.feature(enc_b, 1.0, None)
+    alpha = infer_alpha(f0, fr, fb[: n * k].unflatten(0, (n, k)))
+    if still is None:
+        return Encoded(enc_a, enc_b, alpha)
+    alpha_still = infer_alpha(f0, fr, fb[n * k :].unsqueeze(1)).squeeze(1)
+    return Encoded(enc_a, enc_b.map(lambda t: t[: n * k]), alpha, alpha_still)
 
 
 def decode_fakes(G: Generator, enc_a: Encoding, alpha: torch.Tensor) -> torch.Tensor:
@@ -313,11 +335,16 @@ class Decoded:
     leaves: tuple[Encoding, Encoding] | None
 
 
-def decode_for_step(G: Generator, batch: dict, joint: bool, so: StepOptions) -> Decoded:
-    """Encode the batch and decode the fakes (with the reconstructions when ``joint``)."""
+def decode_for_step(
+    G: Generator, batch: dict, joint: bool, so: StepOptions, still_shift: float = 0.0
+) -> Decoded:
+    """Encode the batch and decode the fakes (with the reconstructions when ``joint``); with
+    ``still_shift`` > 0 also infer the alphas of the neutral faces moved that far."""
     expression = batch["expression"] if G.expressions > 1 else None
-    with so.autocast(batch["A"].device):
-        enc = encode_batch(G, batch["A"], batch["B"], expression)
+    A = batch["A"]
+    with so.autocast(A.device):
+        still = shifted(A, still_shift) if still_shift > 0 else None
+        enc = encode_batch(G, A, batch["B"], expression, still)
         if joint:
             return Decoded(enc, *decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, enc.alpha), None)
         leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
@@ -438,7 +465,9 @@ def g_step(
     fake_terms = losses.g_fake_terms(pred, pred_patch, sb.fake, sb.real, sb.cond, cfg)
     alpha = dec.enc.alpha
     (pred_alpha,) = alpha_scores(nets.D_alpha, (alpha,), so, sb.clip_head)
-    loss_alpha, alpha_terms = losses.g_alpha_loss(pred_alpha, alpha, cfg, sb.index, sb.position)
+    loss_alpha, alpha_terms = losses.g_alpha_loss(
+        pred_alpha, alpha, cfg, sb.index, sb.position, dec.enc.still
+    )
     loss_fake = losses.total(fake_terms)
     loss_rec = backward_g(nets.G, dec, loss_fake, loss_alpha, sb.real, cfg, so)
     so.step(nets.G, opts.G)
@@ -464,7 +493,8 @@ def train_step(
     original formed. Returns detached losses (no host sync here; read them only when printing).
     """
     so = so or StepOptions()
-    dec = decode_for_step(nets.G, batch, decode_jointly(batch["B"], cfg), so)
+    still_shift = cfg.still_shift if cfg.lambda_still > 0 else 0.0
+    dec = decode_for_step(nets.G, batch, decode_jointly(batch["B"], cfg), so, still_shift)
     sb = step_batch(batch, dec.fake, nets.D_patch is not None, nets.G.expressions > 1)
     out = {"D_alpha": d_alpha_step(nets, opts, dec.enc.alpha, cfg, so, sb.clip_head)}
     out.update(d_steps(nets, opts, sb, cfg.lsgan, so))

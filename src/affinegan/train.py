@@ -36,6 +36,8 @@ from .networks import INIT_TYPES, NORMS, UNET_DEPTHS, canonical_netg
 
 log = logging.getLogger(__name__)
 
+StepFn = Callable[[Nets, Optimizers, dict, TrainConfig, StepOptions], dict[str, torch.Tensor]]
+
 
 def _check_config(cfg: TrainConfig) -> None:
     """Reject flag values the networks or the loop cannot use, with the flag's name."""
@@ -119,17 +121,22 @@ def _quiet_worker(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def train(cfg: TrainConfig, build: Callable[[TrainConfig], Nets] = build_nets) -> Path:
+def train(
+    cfg: TrainConfig,
+    build: Callable[[TrainConfig], Nets] = build_nets,
+    step: StepFn = train_step,
+) -> Path:
     """Train (or resume) the run ``cfg.run_dir``; returns the run folder.
 
     Under ``torchrun`` every rank trains on its share of the clips and averages gradients;
     rank 0 alone logs and writes checkpoints. ``build`` makes the networks from the config (the
-    RNG seeded); benchmarks pass a variant of ``model.build_nets`` to try another set-up.
+    RNG seeded) and ``step`` is one iteration: benchmarks pass variants (another set-up, the
+    original code's call pattern) to measure them in the same loop.
     """
     cfg = resume.resolve_resume(cfg)
     _check_config(cfg)
     with runtime.process(cfg.gpu_ids) as rt:
-        return _train(cfg, rt.device, rt.world, build)
+        return _train(cfg, rt.device, rt.world, build, step)
 
 
 @dataclass
@@ -157,6 +164,7 @@ class Run:
     progress: ckpt.Progress
     saved_at: int  # the step of the last checkpoint, so the end saves only what is new
     logger: RunLogger | None = None
+    step: StepFn = train_step
 
     def finished(self) -> bool:
         """Whether ``--max_steps`` is spent."""
@@ -164,12 +172,17 @@ class Run:
 
 
 def _train(
-    cfg: TrainConfig, device: torch.device, world: dist.World, build: Callable[[TrainConfig], Nets]
+    cfg: TrainConfig,
+    device: torch.device,
+    world: dist.World,
+    build: Callable[[TrainConfig], Nets],
+    step: StepFn,
 ) -> Path:
     """Set up, then train epoch by epoch until the schedule, ``--max_steps`` or Ctrl-C ends."""
     data = _data(cfg, device, world)
     cfg = replace(cfg, expressions=",".join(data.expressions))  # stored with the run
     run = _setup(cfg, device, world, build)
+    run.step = step
     run.logger = _open_log(run, len(data.dataset))
     stop = False
     with _stop_on_sigint() as sigint:
@@ -315,7 +328,7 @@ def _train_epoch(run: Run, data: Data, sigint: dict[str, bool]) -> bool:
     for batch in data.loader:
         t_step = time.perf_counter()
         batch = _to_device(batch, run.device, cfg.channels_last)
-        losses = train_step(run.nets, run.opts, batch, cfg, run.so)
+        losses = run.step(run.nets, run.opts, batch, cfg, run.so)
         progress.epoch_iter += 1
         progress.total_steps += 1
         bar.update()
