@@ -5,8 +5,9 @@
 
 For each expression a fixed synthetic dataset is rendered (24 training clips, 6 test clips of
 held-out identities, 64 px, 8-30 frames, seed 0; ``render_dataset`` gives train and test
-disjoint identities), a model is trained for a fixed number of steps at 64 px (unet_64, mouth
-masks on, the original's losses and defaults otherwise) in a process of its own, and
+disjoint identities), a model is trained for a fixed number of steps at 64 px (unet_64; mouth
+masks on, the original's losses and defaults otherwise; ``--size 128`` for unet_128 on 128 px
+renders, same seed) in a process of its own, and
 ``affinegan.evaluate`` scores it on the test clips. The table reports the figures the targets
 are stated in, and the CPU time of each training (single-threaded by default so several
 expressions can train side by side on a small machine).
@@ -70,10 +71,17 @@ def _reinit_alpha_d(nets: Any) -> Any:
 
 
 def bench_config(
-    data: Path, name: str, out: Path, steps: int, ngf: int, seed: int, overrides: dict[str, Any]
+    data: Path,
+    name: str,
+    out: Path,
+    steps: int,
+    ngf: int,
+    seed: int,
+    overrides: dict[str, Any],
+    size: int = SIZE,
 ) -> Any:
-    """The benchmark's training run: 64 px unet_64 at width ``ngf`` for ``steps`` steps at a
-    constant learning rate, checkpoints in ``out/checkpoints/name``, no sample pages."""
+    """The benchmark's training run: ``size`` px (unet_<size>) at width ``ngf`` for ``steps``
+    steps at a constant learning rate, checkpoints in ``out/checkpoints/name``, no samples."""
     from affinegan.config import TrainConfig
 
     return TrainConfig(
@@ -81,11 +89,11 @@ def bench_config(
         name=name,
         checkpoints_dir=str(out / "checkpoints"),
         gpu_ids="-1",
-        netG="unet_64",
+        netG=f"unet_{size}",
         ngf=ngf,
         ndf=ngf,
-        loadSize=SIZE + SIZE // 8,
-        fineSize=SIZE,
+        loadSize=size + size // 8,
+        fineSize=size,
         niter=10**6,  # the step budget ends training; the lr stays constant as in early epochs
         niter_decay=0,
         max_steps=steps,
@@ -121,9 +129,9 @@ def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
     out = Path(a["out"])
     data = out / "data" / expr
     if not (data / "test" / "meta").is_dir():
-        render_dataset(data, expr, CLIPS, TEST_CLIPS, SIZE, a["seed"])
+        render_dataset(data, expr, CLIPS, TEST_CLIPS, a["size"], a["seed"])
     name = f"{expr}{a['tag']}"
-    cfg = bench_config(data, name, out, a["steps"], a["ngf"], a["seed"], a["overrides"])
+    cfg = bench_config(data, name, out, a["steps"], a["ngf"], a["seed"], a["overrides"], a["size"])
     cfg = apply_preset(cfg, explicit=set(a["overrides"]) - {"preset"})
     cpu_s = wall_s = None
     if not a["eval_only"]:
@@ -302,7 +310,7 @@ def table(rows: list[dict[str, Any]], with_targets: bool = True) -> str:
     return f"{text}\n\n{target_table(rows)}" if with_targets else text
 
 
-def ideal_summary(data: Path, expr: str) -> dict[str, Any]:
+def ideal_summary(data: Path, expr: str, size: int = SIZE) -> dict[str, Any]:
     """The figures of a perfect generator that keeps the head still: every test clip redrawn by
     the renderer at each truth frame's intensity without the clip's head motion, which no
     model given the input and an alpha can know. The ceiling the targets are read against."""
@@ -317,9 +325,9 @@ def ideal_summary(data: Path, expr: str) -> dict[str, Any]:
     clips = []
     for clip in scan_clips(data, "test", min_frames=2):
         meta = json.loads((data / "test" / "meta" / f"{clip.name}.json").read_text())
-        truth = np.stack([np.asarray(load_rgb(p, SIZE)) for p in clip.frames])
+        truth = np.stack([np.asarray(load_rgb(p, size)) for p in clip.frames])
         ideal = np.stack(
-            [render_face(meta["identity_seed"], expr, a, SIZE)[0] for a in meta["intensity"]]
+            [render_face(meta["identity_seed"], expr, a, size)[0] for a in meta["intensity"]]
         )
         rec = expression_metrics(truth, {"oracle": ideal})
         rec["psnr"] = [metrics.psnr(g, t) for g, t in zip(ideal[1:], truth[1:], strict=True)]
@@ -344,6 +352,9 @@ def main() -> None:
     ap.add_argument("--out", default="bench_quality", help="data, checkpoints and reports")
     ap.add_argument("--expressions", default="smile,surprise,anger,blink")
     ap.add_argument("--steps", type=int, default=6000, help="training steps per expression")
+    ap.add_argument(
+        "--size", type=int, default=SIZE, choices=(64, 128, 256), help="frame size (unet_<size>)"
+    )
     ap.add_argument("--ngf", type=int, default=16, help="generator and discriminator width")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training")
@@ -401,7 +412,7 @@ def main() -> None:
             "name": f"ideal {e}",
             "steps": "-",
             "train_cpu_s": None,
-            "summary": ideal_summary(out / "data" / e, e),
+            "summary": ideal_summary(out / "data" / e, e, a.size),
         }
         for e in exprs
     ]
