@@ -123,6 +123,13 @@ class TrainConfig(ProcessOptions, ModelOptions):
     fineSize: int = _opt(256, "then random-crop to this size", min=1)
     max_megapixels: float = opt_max_megapixels("dataset frames")
     no_flip: bool = _opt(False, "no random horizontal flip")
+    color_jitter: float = _opt(
+        0.0,
+        "recolour each training clip at random, all its frames alike, by up to this much per "
+        "channel (gain and shift): new skin and background colours for the same expression "
+        "(not in the original; 0 = off), e.g. 0.3",
+        min=0,
+    )
     no_patch: bool = _opt(False, "train without mouth masks (no local patch discriminator)")
     niter: int = _opt(10000, "epochs at the starting learning rate", min=0)
     niter_decay: int = _opt(100, "epochs to decay the learning rate linearly to zero", min=0)

@@ -224,6 +224,7 @@ def _data(cfg: TrainConfig, device: torch.device, world: dist.World) -> Data:
         use_patch=cfg.use_patch,
         seed=cfg.seed,
         max_pixels=megapixels(cfg.max_megapixels),
+        color_jitter=cfg.color_jitter,
     )
     per_rank = -(-len(clips) // world.size)
     if cfg.batch_size > per_rank and world.main:
