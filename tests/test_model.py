@@ -7,7 +7,7 @@ import torch
 from reference import reference_train_step
 from tiny import K, random_batch, tiny_config
 
-from affinegan import model
+from affinegan import losses, model
 from affinegan.config import PRESETS, TrainConfig, apply_preset, build_parser, from_args
 from affinegan.errors import AffineGANError
 from affinegan.losses import expression_region, order_hinge, region_l1
@@ -244,6 +244,24 @@ def test_region_l1_by_hand():
     fake[:, :, 3:5, 3:5] = 0.0  # the expression not drawn: error 0.5 on 4 of 16 region pixels
     torch.testing.assert_close(region_l1(fake, real, region), torch.tensor(0.5 * 4 / 16))
     assert region_l1(real, real, region) == 0
+
+
+def test_lambda_keep_is_the_l1_to_the_input_outside_the_region():
+    """G_keep = lambda_keep x mean |fake - input| over the pixels outside the region; a change
+    inside the region costs nothing, one outside does."""
+    cond = torch.zeros(1, 3, 8, 8)
+    real = cond.clone()
+    real[:, :, 3:5, 3:5] = 0.5  # the region: rows and columns 2-5 (16 pixels)
+    cfg = tiny_config(lambda_keep=2.0)
+    pred = torch.zeros(1, 1, 2, 2)
+    drawn = real.clone()
+    drawn[:, :, 2, 2] = -0.5  # inside the region
+    assert losses.g_fake_terms(pred, None, drawn, real, cond, cfg)["G_keep"] == 0
+    smudged = real.clone()
+    smudged[:, :, 0, 0] = 0.6  # outside: 48 pixels
+    keep = losses.g_fake_terms(pred, None, smudged, real, cond, cfg)["G_keep"]
+    torch.testing.assert_close(keep, torch.tensor(2.0 * 0.6 / 48))
+    assert "G_keep" not in losses.g_fake_terms(pred, None, smudged, real, cond, tiny_config())
 
 
 def test_presets_fill_only_what_the_user_did_not_set():

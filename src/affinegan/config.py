@@ -177,6 +177,12 @@ class TrainConfig(ProcessOptions, ModelOptions):
         "--region_threshold (not in the original; 0 = off)",
         min=0,
     )
+    lambda_keep: float = _opt(
+        0.0,
+        "weight of an L1 loss to the input outside the expression region: what the expression "
+        "leaves alone is copied, not redrawn (not in the original; 0 = off)",
+        min=0,
+    )
     region_threshold: float = _opt(
         20.0,
         "grey levels (0-255) a target pixel must leave the input's nearby values by to be in "
