@@ -115,6 +115,12 @@ def _reference_step(nets: Any, opts: Any, batch: dict, cfg: Any, so: Any) -> dic
     return reference_train_step(nets, opts, batch, cfg)
 
 
+def sized(name: str, size: int) -> str:
+    """Data folders and run names of another size than the 64 px benchmark's carry it, so runs
+    of two sizes can share ``--out`` without reusing each other's renders or checkpoints."""
+    return name if size == SIZE else f"{name}_{size}px"
+
+
 def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
     """Child process: render, train (timed in CPU seconds), evaluate; report via ``q``."""
     import torch
@@ -127,10 +133,10 @@ def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
 
     torch.set_num_threads(a["threads"])
     out = Path(a["out"])
-    data = out / "data" / expr
+    data = out / "data" / sized(expr, a["size"])
     if not (data / "test" / "meta").is_dir():
         render_dataset(data, expr, CLIPS, TEST_CLIPS, a["size"], a["seed"])
-    name = f"{expr}{a['tag']}"
+    name = sized(f"{expr}{a['tag']}", a["size"])
     cfg = bench_config(data, name, out, a["steps"], a["ngf"], a["seed"], a["overrides"], a["size"])
     cfg = apply_preset(cfg, explicit=set(a["overrides"]) - {"preset"})
     cpu_s = wall_s = None
@@ -370,6 +376,10 @@ def main() -> None:
     a = ap.parse_args()
     if a.reference and (a.preset or a.set):
         raise SystemExit("--reference trains the paper's method only: drop --preset and --set")
+    if a.reference and not a.tag:
+        raise SystemExit(
+            "--reference needs a --tag (e.g. _reference), or it replaces the untagged runs"
+        )
     sets = [*a.set, *([f"preset={a.preset}"] if a.preset else [])]
     opts = {**vars(a), "overrides": _overrides(sets)}
     exprs = [e for e in a.expressions.split(",") if e]
@@ -395,7 +405,8 @@ def main() -> None:
         print(row_line(r), flush=True)
     rows.sort(key=lambda r: exprs.index(r["expression"]))
     out = Path(a.out)
-    saved = out / f"quality{a.tag}.json"
+    report = sized(f"quality{a.tag}", a.size)
+    saved = out / f"{report}.json"
     if a.eval_only and saved.is_file():  # keep the training times of the run being re-scored
         before = {r["name"]: r for r in json.loads(saved.read_text())}
         for r in rows:
@@ -412,7 +423,7 @@ def main() -> None:
             "name": f"ideal {e}",
             "steps": "-",
             "train_cpu_s": None,
-            "summary": ideal_summary(out / "data" / e, e, a.size),
+            "summary": ideal_summary(out / "data" / sized(e, a.size), e, a.size),
         }
         for e in exprs
     ]
@@ -423,7 +434,7 @@ def main() -> None:
     )
     print("\n" + text)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"quality{a.tag}.md").write_text(text)
+    (out / f"{report}.md").write_text(text)
     saved.write_text(json.dumps(rows, indent=1) + "\n")
 
 

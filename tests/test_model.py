@@ -309,19 +309,24 @@ def test_shifted_moves_each_image_by_at_most_the_fraction():
     torch.testing.assert_close(model.shifted(x, 0.0), x)
 
 
-def test_lambda_still_is_the_alpha_of_the_shifted_neutral_face():
-    """The targets' alphas are unchanged by the extra rows; an unmoved neutral face has alpha 0;
-    the step reports lambda_still x the mean alpha of the moved faces."""
+@pytest.mark.parametrize("joint,norm", [(True, "instance"), (False, "instance"), (True, "batch")])
+def test_lambda_still_is_the_alpha_of_the_shifted_neutral_face(monkeypatch, joint, norm):
+    """The targets' alphas are unchanged by the extra rows (BatchNorm too); an unmoved neutral
+    face has alpha 0; the step reports lambda_still x the mean alpha of the moved faces, on
+    either decode path."""
+    if not joint:
+        monkeypatch.setattr(model, "JOINT_DECODE_MAX", 0)
     torch.manual_seed(0)
-    cfg = tiny_config(lambda_still=3.0, still_shift=0.1)
+    cfg = tiny_config(lambda_still=3.0, still_shift=0.1, norm=norm)
     nets = build_nets(cfg)
-    nets.G.eval()  # no feature noise: alphas are deterministic
-    batch = random_batch()
+    batch = random_batch(n=2)  # train mode (batch statistics); tiny_config has no noise
+    n, k = batch["B"].shape[:2]
     plain = encode_batch(nets.G, batch["A"], batch["B"])
     with_still = encode_batch(nets.G, batch["A"], batch["B"], still=batch["A"])
     torch.testing.assert_close(with_still.alpha, plain.alpha)
-    assert with_still.still is not None and with_still.still.abs().max() < 1e-5
-    assert len(with_still.enc_b.bottom_base) == batch["B"].shape[1]
+    assert with_still.still is not None and with_still.still.shape == (n,)
+    assert with_still.still.abs().max() < 1e-5
+    assert len(with_still.enc_b.bottom_base) == n * k
     torch.manual_seed(5)
     moved = model.shifted(batch["A"], 0.1)
     expected = encode_batch(nets.G, batch["A"], batch["B"], still=moved).still

@@ -133,6 +133,8 @@ def test_resume_exact_with_a_ragged_last_batch(data, tmp_path):
         (["--fineSize", "100", "--loadSize", "100"], "use a multiple of"),
         (["--blend", "--output_nc", "1"], "--blend needs"),
         (["--lambda_order", "-1"], "--lambda_order -1.0"),
+        (["--lambda_still", "2", "--still_shift", "0"], "needs --still_shift above 0"),
+        (["--color_jitter", "-0.1"], "--color_jitter -0.1"),
     ],
 )
 def test_bad_flags_are_one_line_errors(data, tmp_path, capsys, flags, message):

@@ -162,9 +162,9 @@ class TrainConfig(ProcessOptions, ModelOptions):
     )
     lambda_still: float = _opt(
         0.0,
-        "weight of a loss pulling to 0 the alpha inferred from the neutral face moved by a random "
-        "sub-pixel shift (up to --still_shift): a moved head is no expression (not in the "
-        "original; 0 = off; docs/results.md)",
+        "weight of a loss pulling to 0 the alpha inferred from the neutral face moved at random "
+        "by up to --still_shift x its width in x and y: a moved head is no expression (not in "
+        "the original; 0 = off)",
         min=0,
     )
     still_shift: float = _opt(

@@ -1,7 +1,8 @@
 """AffineGAN's objective, term by term, as functions of discriminator scores and images.
 
 docs/method.md, "Losses and the training step", writes out the paper's losses; the options beyond
-it (``--lambda_order``, ``--lambda_region``, ``--lambda_position``) are off by default. Nothing
+it (``--lambda_order``, ``--lambda_region``, ``--lambda_keep``, ``--lambda_position``,
+``--lambda_still``) are off by default. Nothing
 here runs a network or a backward pass: ``model.train_step`` decides batching and backward order.
 """
 

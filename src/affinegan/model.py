@@ -192,7 +192,8 @@ def encode_batch(
     A: (N, C, H, W); B: (N, K, C, H, W); expression: (N,) indices or None.
     """
     n, k = B.shape[:2]
-    targets = B.flatten(0, 1) if still is None else torch.cat([B.flatten(0, 1), still])
+    apart = still is None or G.norm == "batch"  # BatchNorm: still rows must not shift targets
+    targets = B.flatten(0, 1) if apart else torch.cat([B.flatten(0, 1), still])
     enc_a, enc_b = G.encode_pair(A, targets, expression)
     f0 = G.feature(enc_a, 1.0, 0.0)
     fr = G.feature(enc_a, 0.0, 1.0)
@@ -200,8 +201,11 @@ def encode_batch(
     alpha = infer_alpha(f0, fr, fb[: n * k].unflatten(0, (n, k)))
     if still is None:
         return Encoded(enc_a, enc_b, alpha)
-    alpha_still = infer_alpha(f0, fr, fb[n * k :].unsqueeze(1)).squeeze(1)
-    return Encoded(enc_a, enc_b.map(lambda t: t[: n * k]), alpha, alpha_still)
+    if apart:
+        fs = G.feature(G.encode(still, residual=False), 1.0, None)
+    else:
+        fs, enc_b = fb[n * k :], enc_b.map(lambda t: t[: n * k])
+    return Encoded(enc_a, enc_b, alpha, infer_alpha(f0, fr, fs.unsqueeze(1)).squeeze(1))
 
 
 def decode_fakes(G: Generator, enc_a: Encoding, alpha: torch.Tensor) -> torch.Tensor:
@@ -445,7 +449,7 @@ def backward_g(
 
 
 # G's terms that every step reports, in the order the loss line has listed them since the
-# original; the optional ones (region, patch, order, position) come before G's total.
+# original; the optional ones (region, keep, patch, order, position, still) come before G's total.
 G_TERMS = ("G_GAN_D1", "G_L1", "img_recons", "G_GAN_D_alpha")
 
 

@@ -51,6 +51,10 @@ def _check_config(cfg: TrainConfig) -> None:
         raise AffineGANError("--blend needs --input_nc equal to --output_nc")
     if not 0 <= cfg.ema < 1:
         raise AffineGANError(f"--ema {cfg.ema}: expected a decay in [0, 1), e.g. 0.999")
+    if cfg.lambda_still > 0 and cfg.still_shift <= 0:
+        raise AffineGANError(
+            f"--lambda_still {cfg.lambda_still} needs --still_shift above 0, e.g. 0.02"
+        )
     if cfg.warp and not cfg.blend:
         raise AffineGANError("--warp needs --blend: the mask chooses warped or drawn pixels")
     if cfg.fineSize > cfg.loadSize:
@@ -131,7 +135,9 @@ def train(
     Under ``torchrun`` every rank trains on its share of the clips and averages gradients;
     rank 0 alone logs and writes checkpoints. ``build`` makes the networks from the config (the
     RNG seeded) and ``step`` is one iteration: benchmarks pass variants (another set-up, the
-    original code's call pattern) to measure them in the same loop.
+    original code's call pattern) to measure them in the same loop. Another step must do what
+    ``model.train_step`` does besides the losses where the run needs it: update ``G_ema``
+    (``--ema``), the loss scaler (``--amp fp16``) and sync gradients (``so.sync``, torchrun).
     """
     cfg = resume.resolve_resume(cfg)
     _check_config(cfg)
@@ -163,8 +169,8 @@ class Run:
     so: StepOptions
     progress: ckpt.Progress
     saved_at: int  # the step of the last checkpoint, so the end saves only what is new
+    step: StepFn  # one iteration: model.train_step unless a benchmark passes another
     logger: RunLogger | None = None
-    step: StepFn = train_step
 
     def finished(self) -> bool:
         """Whether ``--max_steps`` is spent."""
@@ -181,8 +187,7 @@ def _train(
     """Set up, then train epoch by epoch until the schedule, ``--max_steps`` or Ctrl-C ends."""
     data = _data(cfg, device, world)
     cfg = replace(cfg, expressions=",".join(data.expressions))  # stored with the run
-    run = _setup(cfg, device, world, build)
-    run.step = step
+    run = _setup(cfg, device, world, build, step)
     run.logger = _open_log(run, len(data.dataset))
     stop = False
     with _stop_on_sigint() as sigint:
@@ -256,7 +261,11 @@ def _data(cfg: TrainConfig, device: torch.device, world: dist.World) -> Data:
 
 
 def _setup(
-    cfg: TrainConfig, device: torch.device, world: dist.World, build: Callable[[TrainConfig], Nets]
+    cfg: TrainConfig,
+    device: torch.device,
+    world: dist.World,
+    build: Callable[[TrainConfig], Nets],
+    step: StepFn,
 ) -> Run:
     """Networks, optimisers and progress: fresh, or restored to where the run stopped."""
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -281,7 +290,7 @@ def _setup(
             net.forward = torch.compile(net.forward)
         for name in ("encode", "encode_pair", "decode_parts"):  # what train_step calls
             setattr(nets.G, name, torch.compile(getattr(nets.G, name)))
-    return Run(cfg, device, world, nets, opts, so, progress, saved_at=progress.total_steps)
+    return Run(cfg, device, world, nets, opts, so, progress, progress.total_steps, step)
 
 
 def _open_log(run: Run, n_clips: int) -> RunLogger | None:

@@ -369,8 +369,10 @@ class ClipDataset(torch.utils.data.Dataset):
 def recolored(images: torch.Tensor, rng: np.random.Generator, amount: float) -> torch.Tensor:
     """The same random colour change on every frame of a clip (``--color_jitter``): each
     channel scaled by a gain in [1 - amount, 1 + amount] and shifted by up to ``amount`` (of
-    the [-1, 1] range). Skin, hair and background take new colours while the expression, the
-    difference between frames, stays: more identities from the same clips."""
+    the [-1, 1] range). Skin, hair and background take new colours while where the frames
+    differ, the expression, stays where it is (its contrast scaled by the gain, so the
+    fixed-threshold region of ``--lambda_region`` may shrink): more identities from the
+    same clips."""
     gain, shift = rng.uniform(1 - amount, 1 + amount, 3), rng.uniform(-amount, amount, 3)
     g = torch.from_numpy(gain).to(images.dtype).view(1, 3, 1, 1)
     b = torch.from_numpy(shift).to(images.dtype).view(1, 3, 1, 1)
