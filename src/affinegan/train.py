@@ -128,21 +128,22 @@ def _quiet_worker(worker_id: int) -> None:
 def train(
     cfg: TrainConfig,
     build: Callable[[TrainConfig], Nets] = build_nets,
-    step: StepFn = train_step,
+    step: StepFn | None = None,
 ) -> Path:
     """Train (or resume) the run ``cfg.run_dir``; returns the run folder.
 
     Under ``torchrun`` every rank trains on its share of the clips and averages gradients;
     rank 0 alone logs and writes checkpoints. ``build`` makes the networks from the config (the
-    RNG seeded) and ``step`` is one iteration: benchmarks pass variants (another set-up, the
-    original code's call pattern) to measure them in the same loop. Another step must do what
+    RNG seeded) and ``step`` is one iteration (default ``model.train_step``, looked up when the
+    run starts): benchmarks pass variants (another set-up, the original code's call pattern) to
+    measure them in the same loop. Another step must do what
     ``model.train_step`` does besides the losses where the run needs it: update ``G_ema``
     (``--ema``), the loss scaler (``--amp fp16``) and sync gradients (``so.sync``, torchrun).
     """
     cfg = resume.resolve_resume(cfg)
     _check_config(cfg)
     with runtime.process(cfg.gpu_ids) as rt:
-        return _train(cfg, rt.device, rt.world, build, step)
+        return _train(cfg, rt.device, rt.world, build, step or train_step)
 
 
 @dataclass
