@@ -84,7 +84,7 @@ def bench_config(
     steps at a constant learning rate, checkpoints in ``out/checkpoints/name``, no samples."""
     from affinegan.config import TrainConfig
 
-    return TrainConfig(
+    base = dict(
         dataroot=str(data),
         name=name,
         checkpoints_dir=str(out / "checkpoints"),
@@ -104,8 +104,8 @@ def bench_config(
         save_epoch_freq=10**9,
         no_html=True,
         seed=seed,
-        **overrides,
     )
+    return TrainConfig(**{**base, **overrides})  # --set may replace any of these
 
 
 def _reference_step(nets: Any, opts: Any, batch: dict, cfg: Any, so: Any) -> dict:
