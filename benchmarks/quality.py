@@ -24,7 +24,8 @@ TrainConfig flag, off by default); ``--preset expressive`` with a named recipe o
 (``--set`` values win over the preset's); ``--alpha_d_init pytorch`` (D_alpha with PyTorch's
 default Linear init) is a prototype passed to ``train.train`` as its ``build`` function;
 ``--reference`` trains the paper's method with the original code's call pattern
-(``reference.reference_train_step``: same losses and gradients, about 4-5x the time per step),
+(``reference.reference_train_step``: same losses and gradients, about 3x the CPU time per step
+here),
 so that ``--steps`` chosen for the same CPU minutes shows what the original gives in that time.
 docs/results.md has the measured effect of these.
 """
@@ -81,7 +82,8 @@ def bench_config(
     size: int = SIZE,
 ) -> Any:
     """The benchmark's training run: ``size`` px (unet_<size>) at width ``ngf`` for ``steps``
-    steps at a constant learning rate, checkpoints in ``out/checkpoints/name``, no samples."""
+    steps at a constant learning rate (unless ``--set niter=.. niter_decay=..``), checkpoints in
+    ``out/checkpoints/name``, no samples."""
     from affinegan.config import TrainConfig
 
     base = dict(
