@@ -82,8 +82,8 @@ def bench_config(
     size: int = SIZE,
 ) -> Any:
     """The benchmark's training run: ``size`` px (unet_<size>) at width ``ngf`` for ``steps``
-    steps at a constant learning rate (unless ``--set niter=.. niter_decay=..``), checkpoints in
-    ``out/checkpoints/name``, no samples."""
+    steps at a constant learning rate unless the preset's ``decay_fraction`` or ``--set niter=..
+    niter_decay=..`` say otherwise, checkpoints in ``out/checkpoints/name``, no samples."""
     from affinegan.config import TrainConfig
 
     base = dict(

@@ -1,6 +1,7 @@
 """The objective and update order of docs/method.md, on tiny networks."""
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from affinegan.errors import AffineGANError
 from affinegan.losses import expression_region, order_hinge, region_l1
 from affinegan.model import (
     Optimizers,
+    budget_schedule,
     build_nets,
     build_optimizers,
     encode_batch,
@@ -277,8 +279,21 @@ def test_presets_fill_only_what_the_user_did_not_set():
     assert (
         cli.ema == 0.5 and cli.blend and cli.lambda_region == PRESETS["expressive"]["lambda_region"]
     )
+    assert cfg.decay_fraction == PRESETS["expressive"]["decay_fraction"] > 0
+    own_schedule = apply_preset(TrainConfig(preset="expressive", niter=50), {"niter"})
+    assert own_schedule.decay_fraction == 0 and own_schedule.blend  # the user's epochs win
     with pytest.raises(AffineGANError, match="--preset 'vivid'"):
         apply_preset(TrainConfig(preset="vivid"))
+
+
+def test_budget_schedule_decays_over_the_last_share_of_the_epochs_the_budget_buys():
+    """6000 steps of 24 clips are 250 epochs: 125 at the full rate, then 125 decaying."""
+    cfg = TrainConfig(max_steps=6000, decay_fraction=0.5)
+    assert (budget_schedule(cfg, 24).niter, budget_schedule(cfg, 24).niter_decay) == (125, 125)
+    tail = budget_schedule(replace(cfg, max_steps=1000, decay_fraction=0.2), 24)  # 42 epochs
+    assert (tail.niter, tail.niter_decay) == (34, 8)
+    assert budget_schedule(replace(cfg, max_steps=0), 24) == replace(cfg, max_steps=0)
+    assert budget_schedule(replace(cfg, decay_fraction=0.0), 24).niter == TrainConfig().niter
 
 
 def test_lambda_position_pulls_alpha_towards_the_targets_place_in_the_clip():

@@ -8,8 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tiny import REPO, TINY_FLAGS, tiny_config
 
 from affinegan import checkpoint as ckpt
@@ -17,7 +19,7 @@ from affinegan.cli import main
 from affinegan.config import GenerateConfig, TrainConfig, apply_preset
 from affinegan.data.synthetic import render_dataset
 from affinegan.generate import generate
-from affinegan.model import build_nets
+from affinegan.model import build_nets, train_step
 from affinegan.train import train
 from affinegan.video import read_frames
 
@@ -76,12 +78,15 @@ def test_resume_is_exact(data, tmp_path, stop_at):
 
 
 def test_resume_is_exact_with_the_expressive_preset(data, tmp_path):
-    """The preset's extras (EMA weights, region loss, blend, order) resume bit for bit too."""
-    kw = dict(preset="expressive", ema=0.9)  # a short horizon, so 8 steps move the average
-    straight = train(apply_preset(tiny(data, tmp_path / "a", max_steps=8, **kw), {"ema"}))
-    train(apply_preset(tiny(data, tmp_path / "b", max_steps=3, **kw), {"ema"}))
+    """The preset's extras (EMA weights, region loss, blend, order) resume bit for bit too.
+    Its schedule is sized by --max_steps, which this test changes to stop the first run: the
+    next test covers that schedule with a Ctrl-C instead."""
+    kw = dict(preset="expressive", ema=0.9, decay_fraction=0.0)  # a short horizon: 8 steps
+    mine = {"ema", "decay_fraction"}  # move the average
+    straight = train(apply_preset(tiny(data, tmp_path / "a", max_steps=8, **kw), mine))
+    train(apply_preset(tiny(data, tmp_path / "b", max_steps=3, **kw), mine))
     resumed = train(
-        apply_preset(tiny(data, tmp_path / "b", max_steps=8, continue_train=True, **kw), {"ema"})
+        apply_preset(tiny(data, tmp_path / "b", max_steps=8, continue_train=True, **kw), mine)
     )
     for run in (straight, resumed):
         assert json.loads((run / "train_opt.json").read_text())["lambda_region"] > 0
@@ -100,6 +105,32 @@ def test_resume_is_exact_with_the_expressive_preset(data, tmp_path):
     (straight / "train_opt.json").write_text(json.dumps({**config, "ema": 0.0}))
     stale = load_generator(straight, size=64).G.state_dict()  # a later run without --ema
     assert all(torch.equal(stale[k], g[k]) for k in stale)
+
+
+def test_a_schedule_sized_by_the_step_budget_resumes_exactly_after_ctrl_c(data, tmp_path):
+    """--decay_fraction turns --max_steps into epochs (3 clips: 8 steps = 3 epochs, the last 2
+    decaying); a Ctrl-C and the same command again end where an uninterrupted run ends."""
+    kw = dict(max_steps=8, decay_fraction=0.5)
+    straight = train(tiny(data, tmp_path / "a", **kw))
+    saved = json.loads((straight / "train_opt.json").read_text())
+    assert (saved["niter"], saved["niter_decay"]) == (1, 2)
+    calls = [0]
+
+    def ctrl_c_after_3(*args, **kwargs):
+        losses = train_step(*args, **kwargs)
+        calls[0] += 1
+        if calls[0] == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # the loop stops after this step and saves
+        return losses
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(data, tmp_path / "b", **kw), step=ctrl_c_after_3)
+    assert ckpt.load_state(tmp_path / "b" / "run")["progress"]["total_steps"] == 3
+    resumed = train(tiny(data, tmp_path / "b", continue_train=True, **kw))
+    assert_same_weights(weights(straight), weights(resumed))
+    constant = train(tiny(data, tmp_path / "c", max_steps=8, niter=10, niter_decay=0))
+    g = [ckpt.load_weights(r / "latest_net_G.pth") for r in (straight, constant)]
+    assert any(not torch.equal(g[0][k], g[1][k]) for k in g[0])
 
 
 def test_resuming_from_weight_files_keeps_the_average(data, tmp_path):
@@ -340,9 +371,16 @@ def test_demo_trains_the_preset_and_writes_videos(tmp_path):
     run = out / "checkpoints" / "demo_surprise"
     config = json.loads((run / "train_opt.json").read_text())
     assert config["preset"] == "expressive" and config["blend"] and config["lambda_region"] > 0
+    assert config["decay_fraction"] == 0  # the demo keeps its short run at a constant rate
     assert 0 < config["ema"] < 1 and (run / "latest_net_G_ema.pth").is_file()
-    gifs = sorted((out / "results" / "demo_surprise" / "test_latest").glob("*.gif"))
+    results = out / "results" / "demo_surprise" / "test_latest"
+    gifs = sorted(results.glob("test_*.gif"))
     assert len(gifs) == 3 and all(len(read_frames(g)) == 20 for g in gifs)
+    side = read_frames(results / "demo.gif")  # the three faces at 2x, to the peak and back
+    assert len(side) == 38 and side[0].shape == (128, 3 * 128 + 2 * 4, 3)
+    strip = np.asarray(Image.open(results / "strip.png").convert("RGB"))
+    assert strip.shape == (3 * 192 + 2 * 4, 3 * 192 + 2 * 4, 3)  # faces x (first, middle, peak)
+    np.testing.assert_array_equal(strip[-192:, -192:][::3, ::3], read_frames(gifs[2])[-1])
     assert main(["demo", "--out", str(tmp_path / "x"), "--preset", "vivid"]) == 2
     assert not (tmp_path / "x").exists()  # refused before rendering anything
 

@@ -34,7 +34,7 @@ from .command_options import (
     SynthOptions,
 )
 from .config import GenerateConfig, TrainConfig, apply_preset
-from .layout import EXPORT_DIR, INDEX
+from .layout import DEMO_GIF, DEMO_STRIP, EXPORT_DIR, INDEX
 from .runtime import keep_freed_memory, thread_policy
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,9 @@ def _demo_train_config(opts: DemoOptions, data: Path) -> TrainConfig:
         seed=opts.seed,
         preset=opts.preset,
     )
-    cfg = apply_preset(cfg)
+    # A constant rate: 1500 steps decayed over their second half draw the expression fainter
+    # (docs/results.md, "The demo").
+    cfg = apply_preset(cfg, explicit={"decay_fraction"})
     if cfg.ema > 0:  # a short run: the average spans its last tenth, not the preset's horizon
         cfg.ema = max(0.0, 1.0 - 10.0 / opts.steps)
     return cfg
@@ -250,8 +252,29 @@ def demo(opts: DemoOptions) -> int:
         format="png,gif,mp4",
         gpu_ids=opts.gpu_ids,
     )
-    print(f"demo done: open {generate(gen) / INDEX}")
+    results = generate(gen)
+    show(results)
+    print(f"demo done: open {results / INDEX} (and {DEMO_GIF}, {DEMO_STRIP} beside it)")
     return 0
+
+
+def show(results: Path) -> None:
+    """The demo's pictures from its generated GIFs: ``demo.gif``, the faces side by side going
+    to the peak and back, and ``strip.png``, each face's input, middle and peak frames (the
+    README shows both)."""
+    from PIL import Image
+
+    from .files import atomic_output
+    from .video import read_frames, stack, tile, write_gif
+
+    videos = [read_frames(p) for p in sorted(results.glob("*.gif")) if p.name != DEMO_GIF]
+    n = min(len(v) for v in videos)
+    there_and_back = [*range(n), *range(n - 2, 0, -1)]
+    write_gif([tile([v[i] for v in videos], scale=2) for i in there_and_back], results / DEMO_GIF)
+    picks = (0, n // 2, n - 1)
+    strip = stack([tile([v[i] for i in picks], scale=3) for v in videos])
+    with atomic_output(results / DEMO_STRIP) as tmp:
+        Image.fromarray(strip).save(tmp, format="PNG")
 
 
 @dataclass(frozen=True)

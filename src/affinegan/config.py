@@ -133,6 +133,13 @@ class TrainConfig(ProcessOptions, ModelOptions):
     no_patch: bool = _opt(False, "train without mouth masks (no local patch discriminator)")
     niter: int = _opt(10000, "epochs at the starting learning rate", min=0)
     niter_decay: int = _opt(100, "epochs to decay the learning rate linearly to zero", min=0)
+    decay_fraction: float = _opt(
+        0.0,
+        "with --max_steps: decay the learning rate linearly to zero over this last share of the "
+        "run's epochs, in place of --niter/--niter_decay (not in the original; 0 = off), e.g. 0.5",
+        min=0,
+        max=1,
+    )
     lr: float = _opt(0.0002, "Adam learning rate", positive=True)
     beta1: float = _opt(0.5, "Adam beta1", min=0)
     no_lsgan: bool = _opt(True, "vanilla GAN loss (BCE); the original default")
@@ -199,7 +206,7 @@ class TrainConfig(ProcessOptions, ModelOptions):
         "",
         "a named recipe of the options beyond the paper, flags given explicitly win (on-only "
         "flags like --blend stay on): 'expressive' = --blend --lambda_order 10 --lambda_region "
-        "100 --ema 0.999 (docs/results.md); empty = the paper's method",
+        "100 --ema 0.999 --decay_fraction 0.5 (docs/results.md); empty = the paper's method",
     )
     train_imagenum: int = _opt(5, "K: target frames drawn per clip per step", min=1)
     continue_train: bool = _opt(False, "resume the run from its latest checkpoint")
@@ -247,8 +254,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lambda_order": 10.0,
         "lambda_region": 100.0,
         "ema": 0.999,
+        "decay_fraction": 0.5,
     },
 }
+
+# A preset's option that yields when the user sets any of these (their schedule wins).
+YIELDS_TO = {"decay_fraction": ("niter", "niter_decay")}
 
 
 def apply_preset(cfg: TrainConfig, explicit: Collection[str] = ()) -> TrainConfig:
@@ -258,7 +269,11 @@ def apply_preset(cfg: TrainConfig, explicit: Collection[str] = ()) -> TrainConfi
         return cfg
     if cfg.preset not in PRESETS:
         raise AffineGANError(f"--preset {cfg.preset!r}: choose one of {', '.join(PRESETS)}")
-    values = {k: v for k, v in PRESETS[cfg.preset].items() if k not in explicit}
+    values = {
+        k: v
+        for k, v in PRESETS[cfg.preset].items()
+        if k not in explicit and not set(YIELDS_TO.get(k, ())) & set(explicit)
+    }
     return replace(cfg, **values)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -121,6 +121,17 @@ def lr_factor(epoch: int, cfg: TrainConfig) -> float:
     """The original's schedule, exactly: factor 1 up to epoch ``niter - 1``, then falling
     linearly by ``1 / (niter_decay + 1)`` per epoch, so epoch ``niter + niter_decay`` runs at 0."""
     return 1.0 - max(0, epoch + 1 - cfg.niter) / float(cfg.niter_decay + 1)
+
+
+def budget_schedule(cfg: TrainConfig, steps_per_epoch: int) -> TrainConfig:
+    """``cfg`` with ``niter``/``niter_decay`` set from ``--decay_fraction`` and ``--max_steps``:
+    a run sized in steps decays over the last share of the epochs it will train, which a preset
+    cannot state in epochs without knowing the data. Unchanged when either is 0."""
+    if not (cfg.decay_fraction and cfg.max_steps):
+        return cfg
+    epochs = cfg.epoch_count - 1 + -(-cfg.max_steps // max(1, steps_per_epoch))
+    decay = round(cfg.decay_fraction * epochs)
+    return replace(cfg, niter=max(1, epochs - decay), niter_decay=decay)
 
 
 def infer_alpha(f0: torch.Tensor, fr: torch.Tensor, fk: torch.Tensor) -> torch.Tensor:

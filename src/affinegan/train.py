@@ -26,6 +26,7 @@ from .model import (
     Nets,
     Optimizers,
     StepOptions,
+    budget_schedule,
     build_ema,
     build_nets,
     build_optimizers,
@@ -188,6 +189,14 @@ def _train(
     """Set up, then train epoch by epoch until the schedule, ``--max_steps`` or Ctrl-C ends."""
     data = _data(cfg, device, world)
     cfg = replace(cfg, expressions=",".join(data.expressions))  # stored with the run
+    if cfg.decay_fraction and not cfg.max_steps and world.main:
+        log.warning(
+            "note: --decay_fraction needs --max_steps; the schedule stays --niter %d "
+            "--niter_decay %d",
+            cfg.niter,
+            cfg.niter_decay,
+        )
+    cfg = budget_schedule(cfg, data.steps_per_epoch)
     run = _setup(cfg, device, world, build, step)
     run.logger = _open_log(run, len(data.dataset))
     stop = False
