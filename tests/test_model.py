@@ -287,11 +287,26 @@ def test_presets_fill_only_what_the_user_did_not_set():
 
 
 def test_budget_schedule_decays_over_the_last_share_of_the_epochs_the_budget_buys():
-    """6000 steps of 24 clips are 250 epochs: 125 at the full rate, then 125 decaying."""
+    """6000 steps of 24 clips are 250 epochs: 125 at the full rate, then 125 decaying to 1/126;
+    no budget, however short, ends on an epoch at rate 0."""
+
+    def factors(max_steps: int, per_epoch: int, fraction: float, first: int = 1) -> list[float]:
+        cfg = budget_schedule(
+            TrainConfig(max_steps=max_steps, decay_fraction=fraction, epoch_count=first),
+            per_epoch,
+        )
+        epochs = range(first, first + -(-max_steps // per_epoch))
+        return [round(model.lr_factor(e, cfg), 4) for e in epochs]
+
+    full = factors(6000, 24, 0.5)
+    assert full[:125] == [1.0] * 125 and full[125:] == [
+        round(k / 126, 4) for k in range(125, 0, -1)
+    ]
+    assert factors(100, 1000, 0.5) == [1.0]  # one epoch: all of it at the full rate
+    assert factors(2000, 1000, 0.5) == [1.0, 0.5]
+    assert factors(3000, 1000, 0.5) == [1.0, 0.6667, 0.3333]
+    assert factors(3000, 1000, 0.5, first=1000) == [1.0, 0.6667, 0.3333]  # --epoch_count
     cfg = TrainConfig(max_steps=6000, decay_fraction=0.5)
-    assert (budget_schedule(cfg, 24).niter, budget_schedule(cfg, 24).niter_decay) == (125, 125)
-    tail = budget_schedule(replace(cfg, max_steps=1000, decay_fraction=0.2), 24)  # 42 epochs
-    assert (tail.niter, tail.niter_decay) == (34, 8)
     assert budget_schedule(replace(cfg, max_steps=0), 24) == replace(cfg, max_steps=0)
     assert budget_schedule(replace(cfg, decay_fraction=0.0), 24).niter == TrainConfig().niter
 

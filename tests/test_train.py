@@ -81,8 +81,8 @@ def test_resume_is_exact_with_the_expressive_preset(data, tmp_path):
     """The preset's extras (EMA weights, region loss, blend, order) resume bit for bit too.
     Its schedule is sized by --max_steps, which this test changes to stop the first run: the
     next test covers that schedule with a Ctrl-C instead."""
-    kw = dict(preset="expressive", ema=0.9, decay_fraction=0.0)  # a short horizon: 8 steps
-    mine = {"ema", "decay_fraction"}  # move the average
+    kw = dict(preset="expressive", ema=0.9, decay_fraction=0.0)  # ema: 8 steps move it
+    mine = {"ema", "decay_fraction"}
     straight = train(apply_preset(tiny(data, tmp_path / "a", max_steps=8, **kw), mine))
     train(apply_preset(tiny(data, tmp_path / "b", max_steps=3, **kw), mine))
     resumed = train(
@@ -108,12 +108,13 @@ def test_resume_is_exact_with_the_expressive_preset(data, tmp_path):
 
 
 def test_a_schedule_sized_by_the_step_budget_resumes_exactly_after_ctrl_c(data, tmp_path):
-    """--decay_fraction turns --max_steps into epochs (3 clips: 8 steps = 3 epochs, the last 2
-    decaying); a Ctrl-C and the same command again end where an uninterrupted run ends."""
+    """--decay_fraction turns --max_steps into epochs (3 clips: 8 steps = 3 epochs, the first at
+    the full rate, then 2/3 and 1/3); a Ctrl-C and the same command again end where an
+    uninterrupted run ends."""
     kw = dict(max_steps=8, decay_fraction=0.5)
     straight = train(tiny(data, tmp_path / "a", **kw))
     saved = json.loads((straight / "train_opt.json").read_text())
-    assert (saved["niter"], saved["niter_decay"]) == (1, 2)
+    assert (saved["niter"], saved["niter_decay"]) == (2, 2)
     calls = [0]
 
     def ctrl_c_after_3(*args, **kwargs):

@@ -253,21 +253,22 @@ def demo(opts: DemoOptions) -> int:
         gpu_ids=opts.gpu_ids,
     )
     results = generate(gen)
-    show(results)
+    clips = sorted(p.name for p in (data / "test" / "img").iterdir() if p.is_dir())
+    _demo_pictures([results / f"{clip}.gif" for clip in clips], results)
     print(f"demo done: open {results / INDEX} (and {DEMO_GIF}, {DEMO_STRIP} beside it)")
     return 0
 
 
-def show(results: Path) -> None:
-    """The demo's pictures from its generated GIFs: ``demo.gif``, the faces side by side going
-    to the peak and back, and ``strip.png``, each face's input, middle and peak frames (the
-    README shows both)."""
+def _demo_pictures(gifs: list[Path], results: Path) -> None:
+    """The demo at a glance, from the GIFs it generated: ``demo.gif``, the faces side by side
+    going to the peak and back (the README's first picture), and ``strip.png``, each face's
+    input, middle and peak frames (docs/results.md)."""
     from PIL import Image
 
     from .files import atomic_output
     from .video import read_frames, stack, tile, write_gif
 
-    videos = [read_frames(p) for p in sorted(results.glob("*.gif")) if p.name != DEMO_GIF]
+    videos = [read_frames(gif) for gif in gifs]
     n = min(len(v) for v in videos)
     there_and_back = [*range(n), *range(n - 2, 0, -1)]
     write_gif([tile([v[i] for v in videos], scale=2) for i in there_and_back], results / DEMO_GIF)

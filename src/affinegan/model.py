@@ -14,6 +14,7 @@ math, including where gradients flow, is unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, replace
@@ -126,12 +127,14 @@ def lr_factor(epoch: int, cfg: TrainConfig) -> float:
 def budget_schedule(cfg: TrainConfig, steps_per_epoch: int) -> TrainConfig:
     """``cfg`` with ``niter``/``niter_decay`` set from ``--decay_fraction`` and ``--max_steps``:
     a run sized in steps decays over the last share of the epochs it will train, which a preset
-    cannot state in epochs without knowing the data. Unchanged when either is 0."""
+    cannot state in epochs without knowing the data. Of the E epochs the budget buys, the first
+    E - D run at the full rate and the last D at D/(D+1) ... 1/(D+1) (``lr_factor``'s epoch at 0
+    lies past the budget). Unchanged when either option is 0."""
     if not (cfg.decay_fraction and cfg.max_steps):
         return cfg
-    epochs = cfg.epoch_count - 1 + -(-cfg.max_steps // max(1, steps_per_epoch))
-    decay = round(cfg.decay_fraction * epochs)
-    return replace(cfg, niter=max(1, epochs - decay), niter_decay=decay)
+    epochs = -(-cfg.max_steps // steps_per_epoch)
+    decay = min(epochs - 1, math.floor(cfg.decay_fraction * epochs + 0.5))
+    return replace(cfg, niter=cfg.epoch_count + epochs - decay, niter_decay=decay)
 
 
 def infer_alpha(f0: torch.Tensor, fr: torch.Tensor, fk: torch.Tensor) -> torch.Tensor:

@@ -108,6 +108,7 @@ RUNTIME_OPTIONS = (
     "torch_threads",
     "niter",
     "niter_decay",
+    "decay_fraction",  # with --max_steps, how long: a schedule given now replaces the run's
     "max_steps",
     "print_freq",
     "display_freq",

@@ -191,8 +191,8 @@ def _train(
     cfg = replace(cfg, expressions=",".join(data.expressions))  # stored with the run
     if cfg.decay_fraction and not cfg.max_steps and world.main:
         log.warning(
-            "note: --decay_fraction needs --max_steps; the schedule stays --niter %d "
-            "--niter_decay %d",
+            "note: --decay_fraction (set, or from --preset) needs --max_steps; the schedule "
+            "stays --niter %d --niter_decay %d",
             cfg.niter,
             cfg.niter_decay,
         )

@@ -84,7 +84,8 @@ def tile(images: Sequence[np.ndarray], scale: int = 1, gap: int = 4) -> np.ndarr
 
 
 def stack(rows: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
-    """Same-width HWC uint8 images one above the other on white (rows of ``tile``)."""
+    """Same-sized HWC uint8 images one above the other on white (rows of ``tile``)."""
+    rows = _as_frames(rows)
     white = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
     return np.concatenate([part for r in rows for part in (white, r)][1:], axis=0)
 
