@@ -135,8 +135,9 @@ class TrainConfig(ProcessOptions, ModelOptions):
     niter_decay: int = _opt(100, "epochs to decay the learning rate linearly to zero", min=0)
     decay_fraction: float = _opt(
         0.0,
-        "with --max_steps: decay the learning rate linearly to zero over this last share of the "
-        "run's epochs, in place of --niter/--niter_decay (not in the original; 0 = off), e.g. 0.5",
+        "with --max_steps: decay the learning rate linearly towards zero over this last share of "
+        "the run's epochs, in place of --niter/--niter_decay (not in the original; 0 = off), "
+        "e.g. 0.5",
         min=0,
         max=1,
     )

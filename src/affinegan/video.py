@@ -74,20 +74,25 @@ def _shared_palette(frames: list[np.ndarray]) -> Image.Image:
     return Image.fromarray(sample, "RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
 
 
+def _join(images: list[np.ndarray], gap: int, axis: int) -> np.ndarray:
+    """Images concatenated along ``axis`` (1: side by side, 0: one above the other), ``gap``
+    white pixels apart."""
+    shape = list(images[0].shape)
+    shape[axis] = gap
+    white = np.full(shape, 255, np.uint8)
+    return np.concatenate([part for a in images for part in (white, a)][1:], axis=axis)
+
+
 def tile(images: Sequence[np.ndarray], scale: int = 1, gap: int = 4) -> np.ndarray:
     """Same-sized HWC uint8 images side by side on white, each enlarged ``scale`` times by
     repeating pixels (a 64 px face stays sharp on a page)."""
     big = [np.kron(a, np.ones((scale, scale, 1), np.uint8)) for a in _as_frames(images)]
-    white = np.full((big[0].shape[0], gap, 3), 255, np.uint8)
-    parts = [part for a in big for part in (white, a)][1:]
-    return np.concatenate(parts, axis=1)
+    return _join(big, gap, axis=1)
 
 
 def stack(rows: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
     """Same-sized HWC uint8 images one above the other on white (rows of ``tile``)."""
-    rows = _as_frames(rows)
-    white = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
-    return np.concatenate([part for r in rows for part in (white, r)][1:], axis=0)
+    return _join(_as_frames(rows), gap, axis=0)
 
 
 def write_gif(frames: Sequence[np.ndarray], path: Path, fps: float = 10.0, loop: int = 0) -> Path:
