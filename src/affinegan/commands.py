@@ -218,9 +218,9 @@ def _demo_train_config(opts: DemoOptions, data: Path) -> TrainConfig:
         seed=opts.seed,
         preset=opts.preset,
     )
-    # A constant rate: 1500 steps decayed over their second half draw the expression fainter
-    # (docs/results.md, "The demo").
-    cfg = apply_preset(cfg, explicit={"decay_fraction"})
+    # Its own schedule, a constant rate, replaces the preset's decay: 1500 steps decayed over
+    # their second half draw the expression fainter (docs/results.md, "The demo").
+    cfg = apply_preset(cfg, explicit={"niter", "niter_decay"})
     if cfg.ema > 0:  # a short run: the average spans its last tenth, not the preset's horizon
         cfg.ema = max(0.0, 1.0 - 10.0 / opts.steps)
     return cfg
