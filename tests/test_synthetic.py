@@ -159,6 +159,28 @@ def test_offset_moves_head_not_background() -> None:
     assert overlap > 0.9
 
 
+def test_zoom_frames_a_close_up_of_the_same_face() -> None:
+    """A close-up is the centre of the frame drawn ``zoom`` times larger, head motion included:
+    the same face, its mouth over about zoom^2 as many pixels."""
+    frame, mask = render_face(7, "surprise", 1.0, 64, offset=(0.4, -0.2))
+    close, close_mask = render_face(7, "surprise", 1.0, 64, offset=(0.4, -0.2), zoom=1.5)
+    full, full_mask = render_face(7, "surprise", 1.0, 96, offset=(0.6, -0.3))
+    y0 = round(cartoon.ZOOM_CENTRE_Y * 96 - 32)
+    np.testing.assert_array_equal(close, full[y0 : y0 + 64, 16:80])
+    np.testing.assert_array_equal(close_mask, full_mask[y0 : y0 + 64, 16:80])
+    assert 1.6 < (close_mask > 0).sum() / (mask > 0).sum() < 2.5  # its 1 px dilation stays 1 px
+    assert not np.array_equal(close, frame)
+
+
+def test_zoomed_dataset_says_so(tmp_path: Path) -> None:
+    root = render_dataset(tmp_path / "ds", zoom=1.5, **SMALL)
+    assert "zoom=1.5" in (root / "README.txt").read_text()
+    assert all(m["zoom"] == 1.5 for m in _meta(root, "train").values())
+    plain = render_dataset(tmp_path / "plain", **SMALL)
+    assert "zoom" not in (plain / "README.txt").read_text()
+    assert all("zoom" not in m for m in _meta(plain, "train").values())
+
+
 @pytest.mark.parametrize("size", [32, 100, 256])
 def test_sizes(size: int) -> None:
     frame, mask = render_face(3, "anger", 0.7, size)
@@ -177,6 +199,8 @@ def test_sizes(size: int) -> None:
         {"seed": -1},
         {"min_frames": 1},
         {"min_frames": 10, "max_frames": 9},
+        {"zoom": 0.5},
+        {"zoom": 4.0},
     ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict) -> None:
@@ -191,3 +215,18 @@ def test_bad_arguments(tmp_path: Path, kwargs: dict) -> None:
 def test_render_face_bad_arguments(args: tuple) -> None:
     with pytest.raises(AffineGANError):
         render_face(*args)
+
+
+def test_synth_command_frames_close_ups(tmp_path: Path) -> None:
+    from affinegan.cli import main
+
+    small = ["--size", "32", "--min_frames", "2", "--max_frames", "3"]
+    assert (
+        main(["synth", "--out", str(tmp_path / "a"), "--zoom", "1.5", "--clips", "1", *small]) == 0
+    )
+    assert "zoom=1.5" in (tmp_path / "a" / "README.txt").read_text()
+    mix = ["synth", "--out", str(tmp_path / "m"), "--expression", "smile,blink", "--mix"]
+    assert main([*mix, "--zoom", "1.5", "--test_clips", "1", *small]) == 0
+    assert all(m["zoom"] == 1.5 for m in _meta(tmp_path / "m", "test").values())
+    assert main(["synth", "--out", str(tmp_path / "b"), "--zoom", "0.5", *small]) == 2
+    assert not (tmp_path / "b").exists()

@@ -16,6 +16,7 @@ from tiny import REPO, TINY_FLAGS, tiny_config
 
 from affinegan import checkpoint as ckpt
 from affinegan.cli import main
+from affinegan.command_options import DemoOptions
 from affinegan.config import GenerateConfig, TrainConfig, apply_preset
 from affinegan.data.synthetic import render_dataset
 from affinegan.generate import generate
@@ -373,6 +374,8 @@ def test_demo_trains_the_preset_and_writes_videos(tmp_path):
     config = json.loads((run / "train_opt.json").read_text())
     assert config["preset"] == "expressive" and config["blend"] and config["lambda_region"] > 0
     assert config["decay_fraction"] == 0  # the demo keeps its short run at a constant rate
+    assert config["lr"] == DemoOptions.lr  # ... a higher one than the preset's
+    assert "zoom=1.5" in (out / "data" / "README.txt").read_text()  # close-ups
     assert 0 < config["ema"] < 1 and (run / "latest_net_G_ema.pth").is_file()
     results = out / "results" / "demo_surprise" / "test_latest"
     gifs = sorted(results.glob("test_*.gif"))

@@ -27,6 +27,8 @@ from .options import (
 )
 
 SPLITS = ("train", "test")  # the parts of a dataset
+# The demo's framing of its synthetic faces, which the web demo's example faces share.
+DEMO_ZOOM = 1.5
 CROP_MARGIN = 1.9  # crop side / face-box side: the framing of the original's phone-camera clips
 
 
@@ -150,6 +152,9 @@ class SynthOptions(Options):
     seed: int = _opt(0, "seed of identities and expressions", min=0)
     min_frames: int = _opt(8, "fewest frames per clip (the neutral one plus expression)", min=2)
     max_frames: int = _opt(30, "most frames per clip", min=2)
+    zoom: float = _opt(
+        1.0, "frame close-ups: the face this many times larger, the frame's centre kept", min=1
+    )
 
     def check(self) -> None:
         if self.max_frames < self.min_frames:
@@ -172,6 +177,15 @@ class DemoOptions(ProcessOptions):
     size: int = _opt(64, "64 (unet_64), 128 (unet_128) or 256 (unet_256)", choices=(64, 128, 256))
     ngf: int = _opt(16, "generator and discriminator filters in the first layer", min=1)
     clips: int = _opt(24, "training clips", min=1)
+    zoom: float = _opt(
+        DEMO_ZOOM,
+        "close-ups: the synthetic faces this many times larger than `affinegan synth` frames "
+        "them, so brows, eyes and mouth span more of the 64 pixels (docs/results.md)",
+        min=1,
+    )
+    lr: float = _opt(
+        0.0006, "learning rate: a short run's, 3x the preset's (docs/results.md)", positive=True
+    )
     seed: int = _opt(0, "seed of the data and the training", min=0)
     gpu_ids: str = opt_gpu_ids()
     preset: str = _opt(

@@ -92,8 +92,13 @@ def synth(opts: SynthOptions) -> int:
 
     names = list(EXPRESSIONS) if opts.expression == "all" else opts.expression.split(",")
     out = Path(opts.out)
-    kw = {"size": opts.size, "seed": opts.seed, "min_frames": opts.min_frames}
-    kw["max_frames"] = opts.max_frames
+    kw = {
+        "size": opts.size,
+        "seed": opts.seed,
+        "min_frames": opts.min_frames,
+        "max_frames": opts.max_frames,
+        "zoom": opts.zoom,
+    }
     if opts.mix:
         root = render_mix_clips(out, names, clips=opts.test_clips, **kw)
     elif len(names) > 1:
@@ -206,6 +211,7 @@ def _demo_train_config(opts: DemoOptions, data: Path) -> TrainConfig:
         ndf=opts.ngf,
         loadSize=opts.size + opts.size // 8,
         fineSize=opts.size,
+        lr=opts.lr,
         niter=max(1, -(-opts.steps // opts.clips)) + 1,  # the original runs its last epoch at lr 0
         niter_decay=0,
         max_steps=opts.steps,
@@ -233,7 +239,9 @@ def demo(opts: DemoOptions) -> int:
     from .train import train
 
     out = Path(opts.out)
-    data = render_dataset(out / "data", opts.expression, opts.clips, 3, opts.size, opts.seed)
+    data = render_dataset(
+        out / "data", opts.expression, opts.clips, 3, opts.size, opts.seed, zoom=opts.zoom
+    )
     keep_freed_memory()
     # The cores idle at start: two threads where both are free, one beside a CPU-bound process
     # (where two would wait on each other: docs/performance.md, benchmarks/busy.py).

@@ -26,7 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from . import checkpoint as ckpt
-from .command_options import ServeOptions
+from .command_options import DEMO_ZOOM, ServeOptions
 from .curves import alpha_curve
 from .data.images import decode, image_to_tensor
 from .data.synthetic import render_face
@@ -324,11 +324,12 @@ class Animator:
 
 
 def write_examples(folder: Path, size: int = 256) -> list[Path]:
-    """Neutral synthetic faces for the example gallery (never real people's photos)."""
+    """Neutral synthetic faces for the example gallery (never real people's photos), framed
+    like the faces ``affinegan demo`` trains on."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for seed in EXAMPLE_SEEDS:
         path = folder / f"synthetic_face_{seed}.png"
-        Image.fromarray(render_face(seed, "smile", 0.0, size)[0]).save(path)
+        Image.fromarray(render_face(seed, "smile", 0.0, size, zoom=DEMO_ZOOM)[0]).save(path)
         paths.append(path)
     return paths

@@ -22,6 +22,10 @@ from affinegan.errors import AffineGANError
 __all__ = ["EXPRESSIONS", "render_face", "render_mix"]
 
 MIN_SIZE = 32
+MAX_ZOOM = 3.0
+# Height of a close-up's centre in the full frame, as a fraction of its side: just under the eyes,
+# so that a zoom keeps brows, eyes and mouth and crops the hair and shoulders.
+ZOOM_CENTRE_Y = 0.47
 MAX_SIZE = 1024
 
 _SCLERA: Color = (246, 246, 240)
@@ -260,14 +264,16 @@ def render_face(
     intensity: float,
     size: int = 64,
     offset: tuple[float, float] = (0.0, 0.0),
+    zoom: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One frame (H,W,3 uint8) and its mouth mask (H,W uint8 0/255) for an identity at an intensity.
 
-    ``offset`` shifts the head (not the background) by that many output pixels, so clips can
-    carry the slight head motion of real footage. The mask is rasterised from the same lip
-    geometry as the frame and dilated by one pixel, so it always covers the drawn mouth.
+    ``offset`` shifts the head (not the background) by that many pixels of the unzoomed frame, so
+    clips can carry the slight head motion of real footage. The mask is rasterised from the same
+    lip geometry as the frame and dilated by one pixel, so it always covers the drawn mouth.
+    ``zoom`` > 1 frames a close-up: the frame drawn ``zoom`` times larger, its centre cropped.
     """
-    return render_mix(identity_seed, {expression: intensity}, size, offset)
+    return render_mix(identity_seed, {expression: intensity}, size, offset, zoom)
 
 
 def render_mix(
@@ -275,6 +281,7 @@ def render_mix(
     intensities: dict[str, float],
     size: int = 64,
     offset: tuple[float, float] = (0.0, 0.0),
+    zoom: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``render_face`` with several expressions at once, each at its own intensity."""
     for name, a in intensities.items():
@@ -282,8 +289,28 @@ def render_mix(
         if not 0.0 <= a <= 1.0:
             raise AffineGANError(f"intensity must be in [0, 1], got {a}")
     check_size(size)
+    check_zoom(zoom)
     if identity_seed < 0:
         raise AffineGANError(f"identity_seed must be >= 0, got {identity_seed}")
+    if zoom == 1.0:
+        return _render(identity_seed, intensities, size, offset)
+    full = round(size * zoom)
+    scale = full / size
+    frame, mouth = _render(identity_seed, intensities, full, (offset[0] * scale, offset[1] * scale))
+    x0 = (full - size) // 2
+    y0 = min(max(0, round(ZOOM_CENTRE_Y * full - size / 2)), full - size)
+    return frame[y0 : y0 + size, x0 : x0 + size], mouth[y0 : y0 + size, x0 : x0 + size]
+
+
+def check_zoom(zoom: float) -> None:
+    if not 1.0 <= zoom <= MAX_ZOOM:
+        raise AffineGANError(f"zoom must be between 1 and {MAX_ZOOM:g}, got {zoom:g}")
+
+
+def _render(
+    identity_seed: int, intensities: dict[str, float], size: int, offset: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole frame at ``size``: shapes drawn at 2-4x and box-reduced."""
     ss = 4 if size <= 128 else 2
     side = size * ss
     img = background(identity_seed, side).copy()

@@ -20,6 +20,7 @@ from affinegan.data.cartoon import (
     EXPRESSIONS,
     check_expression,
     check_size,
+    check_zoom,
     render_face,
     render_mix,
 )
@@ -111,6 +112,7 @@ def _write_clip(
     plan: _ClipPlan,
     masks: bool,
     also: dict[str, list[float]] | None = None,
+    zoom: float = 1.0,
 ) -> None:
     """One clip: ``expression`` at the plan's intensities, plus ``also``'s expressions at theirs
     (a mix); the meta file records every frame's intensities."""
@@ -123,7 +125,7 @@ def _write_clip(
     curves = {expression: plan.intensity, **(also or {})}
     for k, (frame_name, offset) in enumerate(zip(frames, plan.offsets, strict=True)):
         levels = {e: c[k] for e, c in curves.items()}
-        frame, mouth = render_mix(plan.identity_seed, levels, size, offset)
+        frame, mouth = render_mix(plan.identity_seed, levels, size, offset, zoom)
         _save_png(Image.fromarray(frame), img_dir / frame_name)
         if masks:
             _save_png(Image.fromarray(mouth), patch_dir / frame_name)
@@ -133,15 +135,23 @@ def _write_clip(
         "intensity": plan.intensity,
         "identity_seed": plan.identity_seed,
         **({"intensities": curves} if also else {}),
+        **({"zoom": zoom} if zoom != 1.0 else {}),
     }
     (root / "meta").mkdir(parents=True, exist_ok=True)
     _write_text(root / "meta" / f"{name}.json", json.dumps(meta, indent=1) + "\n")
 
 
-def _check_clip_args(clips: int, size: int, seed: int, min_frames: int, max_frames: int) -> None:
+def _zoom_note(zoom: float) -> str:
+    return f" zoom={zoom:g}" if zoom != 1.0 else ""
+
+
+def _check_clip_args(
+    clips: int, size: int, seed: int, min_frames: int, max_frames: int, zoom: float
+) -> None:
     """The arguments every clip writer shares, checked before anything is written, so a bad
     call fails with one line instead of a half-written dataset."""
     check_size(size)
+    check_zoom(zoom)
     if clips < 1:
         raise AffineGANError(f"clips must be >= 1, got {clips}")
     if seed < 0:
@@ -161,30 +171,34 @@ def render_dataset(
     seed: int = 0,
     min_frames: int = 8,
     max_frames: int = 30,
+    zoom: float = 1.0,
 ) -> Path:
     """Write a dataset in the AffineGAN clip layout under `out`; returns `out`.
 
     ``train/img/clip_NNNN`` frames go from neutral (intensity 0, frame 0001) to a peak in
     [0.8, 1] with a per-clip easing, with exact mouth masks in ``train/patch``; ``test/img``
     holds full videos of held-out identities for evaluation. ``<split>/meta/<clip>.json``
-    records the intensity of each frame. The same arguments always give byte-identical files.
+    records the intensity of each frame. ``zoom`` > 1 frames close-ups (``render_face``): the
+    same identities, expressions and head motion, the face larger in the frame. The same
+    arguments always give byte-identical files.
     """
     check_expression(expression)
-    _check_clip_args(clips, size, seed, min_frames, max_frames)
+    _check_clip_args(clips, size, seed, min_frames, max_frames, zoom)
     if test_clips < 0:
         raise AffineGANError(f"test_clips must be >= 0, got {test_clips}")
     out = Path(out)
     readme = (
         f"{README_MARKER} from affinegan.data.synthetic.render_dataset: expression={expression} "
         f"seed={seed} size={size} clips={clips} test_clips={test_clips} "
-        f"frames={min_frames}-{max_frames}\n"
+        f"frames={min_frames}-{max_frames}{_zoom_note(zoom)}\n"
     )
     _prepare(out, readme)
     for split, prefix, count in ((0, "clip", clips), (1, "test", test_clips)):
         root = out / ("train", "test")[split]
         for index in range(count):
             plan = _plan_clip(seed, split, index, size, min_frames, max_frames)
-            _write_clip(root, f"{prefix}_{index:04d}", expression, size, plan, masks=split == 0)
+            name = f"{prefix}_{index:04d}"
+            _write_clip(root, name, expression, size, plan, masks=split == 0, zoom=zoom)
     return out
 
 
@@ -206,6 +220,7 @@ def render_mix_clips(
     seed: int = 0,
     min_frames: int = 8,
     max_frames: int = 30,
+    zoom: float = 1.0,
 ) -> Path:
     """Test clips (``<out>/test/img/mix_NNNN``, held-out identities) in which several expressions
     rise together from neutral: the first on the clip's curve to a peak in [0.8, 1], each other
@@ -213,16 +228,17 @@ def render_mix_clips(
     expression's intensities (``intensities``), to measure a multi-expression model's mixes."""
     for e in expressions:
         check_expression(e)
-    _check_clip_args(clips, size, seed, min_frames, max_frames)
+    _check_clip_args(clips, size, seed, min_frames, max_frames, zoom)
     if len(expressions) < 2 or len(set(expressions)) != len(expressions):
         raise AffineGANError(f"a mix needs two or more different expressions, got {expressions}")
     out = Path(out)
     names = "+".join(expressions)
-    _prepare(out, f"{README_MARKER} from render_mix_clips: {names} seed={seed} size={size}\n")
+    readme = f"{README_MARKER} from render_mix_clips: {names} seed={seed} size={size}"
+    _prepare(out, f"{readme}{_zoom_note(zoom)}\n")
     for index in range(clips):
         plan = _plan_clip(seed, 1, index, size, min_frames, max_frames)
         rng = np.random.default_rng([seed, 2, index])
         scale = {e: float(rng.uniform(0.5, 1.0)) for e in expressions[1:]}
         also = {e: [round(a * f, 6) for a in plan.intensity] for e, f in scale.items()}
-        _write_clip(out / "test", f"mix_{index:04d}", expressions[0], size, plan, False, also)
+        _write_clip(out / "test", f"mix_{index:04d}", expressions[0], size, plan, False, also, zoom)
     return out
