@@ -1,11 +1,12 @@
 """The exported page in headless Chromium: milliseconds per frame, export time, graph sizes.
 
-    python benchmarks/web_speed.py --checkpoints_dir demo_out/checkpoints demo_smile
+    python benchmarks/web_speed.py --checkpoints_dir demo_out/checkpoints demo_surprise
     python benchmarks/web_speed.py --checkpoints_dir ck run64 run128 --variants fp16,int8
 
 For each run: ``affinegan export --web`` into a temporary folder (timed; graph sizes and the
 variants' PSNR against fp32), served by ``http.server`` on 127.0.0.1, opened in Chromium with
-every request elsewhere blocked and counted. After a synthetic face is encoded, the page decodes
+every request elsewhere blocked and counted. After a face is encoded (``--photo``, else the web
+demo's first example face), the page decodes
 ``--singles`` single frames at changing intensities, as dragging the slider does, and one
 ``--frames``-frame video in one call; the table gives the page's own ms/frame (median of the
 singles; the video's total / frames) per variant. The helpers serve the page test too.
@@ -106,11 +107,10 @@ def page_speed(page, variant: str, singles: int, frames: int) -> tuple[float, fl
 
 
 def main() -> None:
-    from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    from affinegan.data.synthetic import render_face
     from affinegan.export import export
+    from affinegan.serve import write_examples
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="+", help="run names under --checkpoints_dir")
@@ -118,7 +118,7 @@ def main() -> None:
     ap.add_argument("--variants", default="fp16,int8")
     ap.add_argument("--singles", type=int, default=30)
     ap.add_argument("--frames", type=int, default=20)
-    ap.add_argument("--photo", help="the photo to animate (default: a synthetic face)")
+    ap.add_argument("--photo", help="the photo to animate (default: serve's first example face)")
     ap.add_argument("--screenshot", help="save the first run's page here, at intensity 1")
     a = ap.parse_args()
     variants = [v for v in a.variants.split(",") if v]
@@ -134,9 +134,7 @@ def main() -> None:
                 web_dir=out / "page",
             )
             size = json.loads((out / "onnx" / "model.json").read_text())["image_size"]
-            photo = Path(a.photo) if a.photo else out / "face.png"
-            if not a.photo:
-                Image.fromarray(render_face(5, "smile", 0.0, size)[0]).save(photo)
+            photo = Path(a.photo) if a.photo else write_examples(out / "faces")[0]
             with static_server(out / "page") as origin:
                 page, blocked, errors = offline_page(browser, origin)
                 open_with_photo(page, origin, photo)

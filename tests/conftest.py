@@ -1,5 +1,6 @@
 """Shared fixtures, and one setting for the whole test session."""
 
+import logging
 import os
 from pathlib import Path
 
@@ -18,3 +19,16 @@ def shared_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} not present")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """``affinegan``'s CLI points the root logger at the ``sys.stderr`` of its call, which under
+    pytest is a capture stream closed after the test; a server thread of a later test logging
+    through that handler would print "--- Logging error ---". Each test leaves the root logger's
+    handlers as it found them."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
