@@ -4,6 +4,7 @@ traceback or a silent surprise (items 3-8, 10, 11, 13)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
@@ -126,6 +127,7 @@ def test_serve_rejects_requests_in_one_log_line(caplog: pytest.LogCaptureFixture
     gr = pytest.importorskip("gradio")
     from affinegan.serve_page import _reject
 
+    caplog.set_level(logging.INFO)  # not left at INFO by an earlier test's CLI call any more
     with pytest.raises(gr.Error) as err:
         _reject(gr, "face.txt is not an image")
     assert err.value.print_exception is False

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from . import layout
 from .config import GenerateConfig, ProcessOptions, TrainConfig, apply_preset
+from .data.cartoon import MAX_ZOOM
 from .errors import AffineGANError
 from .metrics import REGION_THRESHOLD
 from .options import (
@@ -153,7 +154,10 @@ class SynthOptions(Options):
     min_frames: int = _opt(8, "fewest frames per clip (the neutral one plus expression)", min=2)
     max_frames: int = _opt(30, "most frames per clip", min=2)
     zoom: float = _opt(
-        1.0, "frame close-ups: the face this many times larger, the frame's centre kept", min=1
+        1.0,
+        "frame close-ups: the face this many times larger, the frame's centre kept",
+        min=1,
+        max=MAX_ZOOM,
     )
 
     def check(self) -> None:
@@ -180,8 +184,9 @@ class DemoOptions(ProcessOptions):
     zoom: float = _opt(
         DEMO_ZOOM,
         "close-ups: the synthetic faces this many times larger than `affinegan synth` frames "
-        "them, so brows, eyes and mouth span more of the 64 pixels (docs/results.md)",
+        "them, so brows, eyes and mouth span more pixels (docs/results.md)",
         min=1,
+        max=MAX_ZOOM,
     )
     lr: float = _opt(
         0.0006, "learning rate: a short run's, 3x the preset's (docs/results.md)", positive=True
