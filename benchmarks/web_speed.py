@@ -6,10 +6,10 @@
 For each run: ``affinegan export --web`` into a temporary folder (timed; graph sizes and the
 variants' PSNR against fp32), served by ``http.server`` on 127.0.0.1, opened in Chromium with
 every request elsewhere blocked and counted. After a face is encoded (``--photo``, else the web
-demo's first example face), the page decodes
-``--singles`` single frames at changing intensities, as dragging the slider does, and one
-``--frames``-frame video in one call; the table gives the page's own ms/frame (median of the
-singles; the video's total / frames) per variant. The helpers serve the page test too.
+demo's first example face), the page decodes ``--singles`` single frames at changing
+intensities, as dragging the slider does, and one ``--frames``-frame video in one call; the
+table gives the page's own ms/frame (median of the singles; the video's total / frames) per
+variant. The helpers serve the page test too.
 """
 
 from __future__ import annotations
