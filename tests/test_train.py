@@ -19,6 +19,7 @@ from affinegan.cli import main
 from affinegan.command_options import DemoOptions
 from affinegan.config import GenerateConfig, TrainConfig, apply_preset
 from affinegan.data.synthetic import render_dataset
+from affinegan.errors import AffineGANError
 from affinegan.generate import generate
 from affinegan.model import build_nets, train_step
 from affinegan.train import train
@@ -168,6 +169,7 @@ def test_resume_exact_with_a_ragged_last_batch(data, tmp_path):
         (["--lambda_order", "-1"], "--lambda_order -1.0"),
         (["--lambda_still", "2", "--still_shift", "0"], "needs --still_shift above 0"),
         (["--color_jitter", "-0.1"], "--color_jitter -0.1"),
+        (["--alpha_levels", "skips"], "--alpha_levels 'skips'"),
     ],
 )
 def test_bad_flags_are_one_line_errors(data, tmp_path, capsys, flags, message):
@@ -270,6 +272,30 @@ def test_blend_and_order_flags_train_and_generate_from_weights_alone(data, tmp_p
     with torch.no_grad():
         out, _ = G(x, 1.0, 0.5)
     assert out.shape == x.shape and out.abs().max() <= 1
+
+
+def test_alphas_from_every_level_travel_with_the_run(data, tmp_path):
+    """A run trained with --alpha_levels all --alpha_grad stores both; generation and
+    evaluation rebuild the generator that infers alphas from every level."""
+    from affinegan.evaluate import infer_clip_alphas
+    from affinegan.generate import load_generator
+
+    run = train(tiny(data, tmp_path, max_steps=2, alpha_levels="all", alpha_grad=True))
+    saved = json.loads((run / "train_opt.json").read_text())
+    assert saved["alpha_levels"] == "all" and saved["alpha_grad"] is True
+    G = load_generator(run, size=64).G.eval()
+    assert G.alpha_levels == "all"
+    x = torch.rand(4, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        enc = G.encode(x[:1])
+        f = G.feature(enc, 0.0, 1.0)
+    sizes = [enc.bottom_base[0].numel()] + [s[0].numel() for s in enc.skips_base]
+    assert f.shape == (1, sum(sizes))
+    alphas = infer_clip_alphas(G, x)
+    assert alphas.shape == (4,) and alphas[0] == pytest.approx(0.0, abs=1e-5)
+    (run / "train_opt.json").write_text(json.dumps({**saved, "alpha_levels": "skips"}))
+    with pytest.raises(AffineGANError, match="train_opt.json: alpha_levels 'skips'"):
+        load_generator(run, size=64)
 
 
 def test_generation_is_deterministic_with_eval_and_peak_included(data, tmp_path):

@@ -70,6 +70,12 @@ class ModelOptions(Options):
         "(not in the original; off by default; docs/results.md)",
     )
 
+    alpha_levels: str = _opt(
+        "bottleneck",
+        "the features an intensity is inferred from: bottleneck (the original) | all (every "
+        "U-Net level's mix too; not in the original; docs/results.md)",
+    )
+
     expressions: str = _opt(
         "",
         "expression names of a multi-expression run, comma-separated: which expression folders "
@@ -94,6 +100,7 @@ class ModelOptions(Options):
             "blend": self.blend,
             "warp": self.warp,
             "expressions": max(1, len(self.expression_names)),
+            "alpha_levels": self.alpha_levels,
         }
 
 
@@ -157,6 +164,12 @@ class TrainConfig(ProcessOptions, ModelOptions):
         min=0,
     )
     order_margin: float = _opt(0.02, "margin of the --lambda_order hinge", min=0)
+    alpha_grad: bool = _opt(
+        False,
+        "let the image losses back-propagate through the inferred alphas, so that the encoders "
+        "learn the intensity that draws each target best (the original detaches them; "
+        "docs/results.md)",
+    )
     shared_d_alpha: bool = _opt(
         False,
         "multi-expression runs: one D_alpha head for every expression's intensities (default: "

@@ -73,7 +73,10 @@ def load_generator(
         names = [f"expression{i}" for i in range(kwargs["expressions"])]  # no config: unnamed
     if opts is not None and not saved:
         kwargs["dropout"] = not opts.no_dropout
-    G = Generator(**kwargs)
+    try:
+        G = Generator(**kwargs)
+    except ValueError as err:  # a saved config edited by hand, e.g. an unknown --alpha_levels
+        raise AffineGANError(f"{run_dir / ckpt.CONFIG_FILE}: {err}; fix or delete it") from None
     try:
         G.load_state_dict(sd)
     except RuntimeError as err:

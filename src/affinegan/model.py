@@ -223,8 +223,9 @@ def encode_batch(
 
 
 def decode_fakes(G: Generator, enc_a: Encoding, alpha: torch.Tensor) -> torch.Tensor:
-    """fake_k = G(A; 1, alpha_k) for every clip and target: (N*K, C, H, W); alpha is a constant."""
-    return G.decode(enc_a, 1.0, alpha.detach().flatten())
+    """fake_k = G(A; 1, alpha_k) for every clip and target: (N*K, C, H, W). The caller detaches
+    alpha (the original) or lets the image losses reach the encoders through it (--alpha_grad)."""
+    return G.decode(enc_a, 1.0, alpha.flatten())
 
 
 def decode_recs(G: Generator, enc_b: Encoding) -> torch.Tensor:
@@ -250,8 +251,8 @@ def decode_jointly(B: torch.Tensor, cfg: TrainConfig) -> bool:
 def decode_fakes_and_recs(
     G: Generator, enc_a: Encoding, enc_b: Encoding, alpha: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``decode_fakes`` and ``decode_recs`` as one batch."""
-    out = G.decode_parts([(enc_a, alpha.detach().flatten()), (enc_b, None)], 1.0)
+    """``decode_fakes`` and ``decode_recs`` as one batch (alpha as given, like decode_fakes)."""
+    out = G.decode_parts([(enc_a, alpha.flatten()), (enc_b, None)], 1.0)
     fake, rec = out.split(alpha.numel())
     return fake, rec
 
@@ -269,7 +270,8 @@ def generator_forward(
     G: Generator, A: torch.Tensor, B: torch.Tensor, expression: torch.Tensor | None = None
 ) -> Forward:
     enc = encode_batch(G, A, B, expression)
-    return Forward(enc.alpha, decode_fakes(G, enc.enc_a, enc.alpha), decode_recs(G, enc.enc_b))
+    fake = decode_fakes(G, enc.enc_a, enc.alpha.detach())
+    return Forward(enc.alpha, fake, decode_recs(G, enc.enc_b))
 
 
 # The step's schedule: which batches the networks run on and in which order gradients flow
@@ -345,29 +347,42 @@ def step_batch(batch: dict, fake: torch.Tensor, masked: bool, multi: bool = Fals
 class Decoded:
     """The generator's pass of a step. Decoded jointly, ``rec`` is there and ``leaves`` None;
     one after the other, the decoders ran on ``leaves`` (detached copies of the encodings) and
-    ``rec`` is decoded later, after the fakes' backward has freed their graph."""
+    ``rec`` is decoded later, after the fakes' backward has freed their graph. ``alpha_leaf``:
+    the detached copy of the alphas the fakes were decoded at, when their gradient is wanted
+    (``--alpha_grad`` decoded one after the other)."""
 
     enc: Encoded
     fake: torch.Tensor
     rec: torch.Tensor | None
     leaves: tuple[Encoding, Encoding] | None
+    alpha_leaf: torch.Tensor | None = None
 
 
 def decode_for_step(
-    G: Generator, batch: dict, joint: bool, so: StepOptions, still_shift: float = 0.0
+    G: Generator,
+    batch: dict,
+    joint: bool,
+    so: StepOptions,
+    still_shift: float = 0.0,
+    alpha_grad: bool = False,
 ) -> Decoded:
     """Encode the batch and decode the fakes (with the reconstructions when ``joint``); with
-    ``still_shift`` > 0 also infer the alphas of the neutral faces moved that far."""
+    ``still_shift`` > 0 also infer the alphas of the neutral faces moved that far; with
+    ``alpha_grad`` the fakes keep the alphas' graph (the image losses train the encoders
+    through them)."""
     expression = batch["expression"] if G.expressions > 1 else None
     A = batch["A"]
     with so.autocast(A.device):
         still = shifted(A, still_shift) if still_shift > 0 else None
         enc = encode_batch(G, A, batch["B"], expression, still)
+        alpha = enc.alpha if alpha_grad else enc.alpha.detach()
         if joint:
-            return Decoded(enc, *decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, enc.alpha), None)
+            return Decoded(enc, *decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, alpha), None)
         leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
         leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_(t.requires_grad))
-        return Decoded(enc, decode_fakes(G, leaf_a, enc.alpha), None, (leaf_a, leaf_b))
+        leaf = enc.alpha.detach().requires_grad_(alpha.requires_grad) if alpha_grad else None
+        fake = decode_fakes(G, leaf_a, alpha if leaf is None else leaf)
+        return Decoded(enc, fake, None, (leaf_a, leaf_b), leaf)
 
 
 def update(net: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, so: StepOptions) -> None:
@@ -448,15 +463,16 @@ def backward_g(
         rec = decode_recs(G, leaf_b)
     loss_rec = losses.g_rec_loss(rec, real, cfg)
     so.scale(loss_rec).backward()
-    grads = [
-        (t, leaf.grad)
-        for t, leaf in zip(
+    roots_leaves = list(
+        zip(
             dec.enc.enc_a.tensors() + dec.enc.enc_b.tensors(),
             leaf_a.tensors() + leaf_b.tensors(),
             strict=True,
         )
-        if leaf.grad is not None
-    ]
+    )
+    if dec.alpha_leaf is not None:
+        roots_leaves.append((dec.enc.alpha, dec.alpha_leaf))
+    grads = [(t, leaf.grad) for t, leaf in roots_leaves if leaf.grad is not None]
     roots = [so.scale(loss_alpha)] + [t for t, _ in grads]
     torch.autograd.backward(roots, [None] + [g for _, g in grads])
     return loss_rec
@@ -512,7 +528,8 @@ def train_step(
     """
     so = so or StepOptions()
     still_shift = cfg.still_shift if cfg.lambda_still > 0 else 0.0
-    dec = decode_for_step(nets.G, batch, decode_jointly(batch["B"], cfg), so, still_shift)
+    joint = decode_jointly(batch["B"], cfg)
+    dec = decode_for_step(nets.G, batch, joint, so, still_shift, cfg.alpha_grad)
     sb = step_batch(batch, dec.fake, nets.D_patch is not None, nets.G.expressions > 1)
     out = {"D_alpha": d_alpha_step(nets, opts, dec.enc.alpha, cfg, so, sb.clip_head)}
     out.update(d_steps(nets, opts, sb, cfg.lsgan, so))

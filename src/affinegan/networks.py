@@ -21,6 +21,8 @@ from torch import nn
 UNET_DEPTHS = {"unet_64": 6, "unet_128": 7, "unet_256": 8}
 NORMS = ("instance", "batch")
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
+# Where Generator.feature reads the intensity from: the paper's bottleneck, or every level.
+ALPHA_LEVELS = ("bottleneck", "all")
 
 
 def canonical_netg(name: str) -> str:
@@ -179,11 +181,14 @@ class Generator(nn.Module):
         blend: bool = False,
         warp: bool = False,
         expressions: int = 1,
+        alpha_levels: str = "bottleneck",
     ) -> None:
         super().__init__()
         num_downs = UNET_DEPTHS[canonical_netg(netG)]
         if expressions < 1:
             raise ValueError(f"a generator needs at least one expression, got {expressions}")
+        if alpha_levels not in ALPHA_LEVELS:
+            raise ValueError(f"alpha_levels {alpha_levels!r}: choose {' or '.join(ALPHA_LEVELS)}")
         kw = {"norm": norm, "expressions": expressions}
         level = UnetLevel(ngf * 8, ngf * 8, **kw)
         for _ in range(num_downs - 5):
@@ -208,6 +213,7 @@ class Generator(nn.Module):
         self.expression = 0  # what encode() animates when no expression is given
         self.blend = blend
         self.warp = warp
+        self.alpha_levels = alpha_levels
         self.norm = norm
         self.noise_std = noise_std
         levels = [self.model]
@@ -348,13 +354,22 @@ class Generator(nn.Module):
     def feature(
         self, enc: Encoding, b: float | torch.Tensor, t: float | torch.Tensor
     ) -> torch.Tensor:
-        """The latent feature f of the original: ReLU of the bottleneck mix, plus training noise.
+        """The latent feature f whose offsets give the intensity: ReLU of the bottleneck mix,
+        plus training noise, as in the original (whose up path's in-place ReLU ran on the
+        tensor it returned, so it projected ReLU(mix)).
 
-        The original returns the bottleneck tensor after its up path's in-place ReLU ran on it,
-        so the feature it projects for alpha is ReLU(mix); we reproduce that explicitly.
+        ``alpha_levels="all"`` (not in the original) appends every level's skip mix, flattened
+        (N, D): a local change such as a smile reaches the outer levels directly, where the
+        bottleneck mixes it with the identity (docs/results.md).
         """
         b_, t_ = self._coef(b, enc.bottom_base), self._coef(t, enc.bottom_base)
-        return torch.relu(self._mix(enc.bottom_base, enc.bottom_res, b_, t_))
+        f = torch.relu(self._mix(enc.bottom_base, enc.bottom_res, b_, t_))
+        if self.alpha_levels == "bottleneck":
+            return f
+        parts = [f]
+        for i, s in enumerate(enc.skips_base):
+            parts.append(self._mix(s, None if enc.skips_res is None else enc.skips_res[i], b_, t_))
+        return torch.cat([p.flatten(1) for p in parts], 1)
 
     @staticmethod
     def _coef(v: float | torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:

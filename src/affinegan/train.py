@@ -33,7 +33,7 @@ from .model import (
     lr_factor,
     train_step,
 )
-from .networks import INIT_TYPES, NORMS, UNET_DEPTHS, canonical_netg
+from .networks import ALPHA_LEVELS, INIT_TYPES, NORMS, UNET_DEPTHS, canonical_netg
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,12 @@ def _check_config(cfg: TrainConfig) -> None:
         raise AffineGANError("--warp needs --blend: the mask chooses warped or drawn pixels")
     if cfg.fineSize > cfg.loadSize:
         raise AffineGANError(f"--fineSize {cfg.fineSize} is larger than --loadSize {cfg.loadSize}")
-    choices = {"norm": NORMS, "init_type": INIT_TYPES, "netD": ("basic", "n_layers")}
+    choices = {
+        "norm": NORMS,
+        "init_type": INIT_TYPES,
+        "netD": ("basic", "n_layers"),
+        "alpha_levels": ALPHA_LEVELS,
+    }
     for flag, allowed in choices.items():
         if getattr(cfg, flag) not in allowed:
             raise AffineGANError(
