@@ -274,18 +274,22 @@ def test_blend_and_order_flags_train_and_generate_from_weights_alone(data, tmp_p
     assert out.shape == x.shape and out.abs().max() <= 1
 
 
-def test_alphas_from_every_level_travel_with_the_run(data, tmp_path):
-    """A run trained with --alpha_levels all --alpha_grad stores both; generation and
-    evaluation rebuild the generator that infers alphas from every level."""
+def test_alphas_from_every_level_travel_with_the_run(data, tmp_path, caplog):
+    """A run trained with --alpha_levels all --alpha_grad stores both and trains otherwise than
+    without --alpha_grad; generation and evaluation rebuild the generator that infers alphas
+    from every level; a resume from its weight files without the flag says what it drops."""
     from affinegan.evaluate import infer_clip_alphas
     from affinegan.generate import load_generator
 
-    run = train(tiny(data, tmp_path, max_steps=2, alpha_levels="all", alpha_grad=True))
+    kw = dict(max_steps=2, alpha_levels="all")
+    run = train(tiny(data, tmp_path / "a", alpha_grad=True, **kw))
+    detached = weights(train(tiny(data, tmp_path / "b", **kw)))["G"]
+    assert any(not torch.equal(w, detached[k]) for k, w in weights(run)["G"].items())
     saved = json.loads((run / "train_opt.json").read_text())
     assert saved["alpha_levels"] == "all" and saved["alpha_grad"] is True
     G = load_generator(run, size=64).G.eval()
     assert G.alpha_levels == "all"
-    x = torch.rand(4, 3, 64, 64) * 2 - 1
+    x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         enc = G.encode(x[:1])
         f = G.feature(enc, 0.0, 1.0)
@@ -293,6 +297,12 @@ def test_alphas_from_every_level_travel_with_the_run(data, tmp_path):
     assert f.shape == (1, sum(sizes))
     alphas = infer_clip_alphas(G, x)
     assert alphas.shape == (4,) and alphas[0] == pytest.approx(0.0, abs=1e-5)
+    G.alpha_levels = "bottleneck"  # the same weights read the paper's way
+    assert not np.allclose(infer_clip_alphas(G, x)[1:], alphas[1:])
+    (run / ckpt.STATE_FILE).unlink()  # weight files only, as from the original
+    with caplog.at_level("WARNING"):
+        train(tiny(data, tmp_path / "a", max_steps=3, continue_train=True))
+    assert "--alpha_levels all (now bottleneck)" in caplog.text
     (run / "train_opt.json").write_text(json.dumps({**saved, "alpha_levels": "skips"}))
     with pytest.raises(AffineGANError, match="train_opt.json: alpha_levels 'skips'"):
         load_generator(run, size=64)

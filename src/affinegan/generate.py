@@ -76,7 +76,8 @@ def load_generator(
     try:
         G = Generator(**kwargs)
     except ValueError as err:  # a saved config edited by hand, e.g. an unknown --alpha_levels
-        raise AffineGANError(f"{run_dir / ckpt.CONFIG_FILE}: {err}; fix or delete it") from None
+        where = run_dir / ckpt.CONFIG_FILE if saved else path
+        raise AffineGANError(f"{where}: {err}; fix or delete it") from None
     try:
         G.load_state_dict(sd)
     except RuntimeError as err:

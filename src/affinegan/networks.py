@@ -386,7 +386,9 @@ class Generator(nn.Module):
         return_feature: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Decode ``b * base + t * res`` at every level; ``b``/``t`` may hold a value per sample,
-        or K per sample (N*K: each sample decoded at its K values in a row).
+        or K per sample (N*K: each sample decoded at its K values in a row). ``return_feature``
+        adds the original's feature, the bottleneck's, whatever ``alpha_levels`` says (intensities
+        are inferred with ``feature``).
 
         ``t=None`` decodes the base stream alone (the original's ``G(x; 1, 0)`` up to 0 * res).
         """

@@ -4,14 +4,14 @@ restoring the training state or the original's weight files."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
 
 from . import checkpoint as ckpt
 from . import distributed as dist
-from .config import TrainConfig, from_dict
+from .config import ModelOptions, TrainConfig, from_dict
 from .errors import AffineGANError
 from .model import Nets, Optimizers, StepOptions
 
@@ -57,6 +57,7 @@ def restore(
             "resumed %s at epoch %d, step %d", cfg.run_dir, progress.epoch, progress.total_steps
         )
         return progress
+    note_model_options(cfg)
     for name, net in nets.items():
         path = ckpt.weight_path(cfg.run_dir, cfg.epoch, name)
         if name == "G" or path.is_file():
@@ -74,6 +75,24 @@ def restore(
         cfg.epoch_count,
     )
     return ckpt.Progress(epoch=cfg.epoch_count)
+
+
+def note_model_options(cfg: TrainConfig) -> None:
+    """Weight files load with the command line's options, as in the original; where the run's
+    saved config defined the networks otherwise (e.g. --alpha_levels, which no weight shape
+    shows), say so rather than train a different model silently."""
+    saved = ckpt.read_config(cfg.run_dir) or {}
+    differ = [
+        f"--{f.name} {saved[f.name]} (now {getattr(cfg, f.name)})"
+        for f in fields(ModelOptions)
+        if f.name in saved and saved[f.name] != getattr(cfg, f.name)
+    ]
+    if differ:
+        log.warning(
+            "note: %s was saved with %s; pass them to keep its model",
+            cfg.run_dir / ckpt.CONFIG_FILE,
+            ", ".join(differ),
+        )
 
 
 def resolve_resume(cfg: TrainConfig) -> TrainConfig:
