@@ -286,6 +286,16 @@ def test_presets_fill_only_what_the_user_did_not_set():
         apply_preset(TrainConfig(preset="vivid"))
 
 
+def test_preset_adds_its_large_size_options_from_128_px():
+    small = apply_preset(TrainConfig(preset="expressive", fineSize=64))
+    assert small.blend and not small.alpha_grad and small.lr == TrainConfig().lr
+    large = apply_preset(TrainConfig(preset="expressive", fineSize=128))
+    assert large.blend and large.alpha_grad and large.lr == 4e-4
+    mine = apply_preset(TrainConfig(preset="expressive", fineSize=256, lr=1e-4), {"lr"})
+    assert mine.alpha_grad and mine.lr == 1e-4  # the user's rate wins
+    assert not apply_preset(TrainConfig(fineSize=256)).alpha_grad  # no preset: the paper's
+
+
 def test_budget_schedule_decays_over_the_last_share_of_the_epochs_the_budget_buys():
     """6000 steps of 24 clips are 250 epochs: 125 at the full rate, then 125 decaying to 1/126;
     no budget, however short, ends on an epoch at rate 0."""

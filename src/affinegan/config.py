@@ -220,7 +220,8 @@ class TrainConfig(ProcessOptions, ModelOptions):
         "",
         "a named recipe of the options beyond the paper, flags given explicitly win (on-only "
         "flags like --blend stay on): 'expressive' = --blend --lambda_order 10 --lambda_region "
-        "100 --ema 0.999 --decay_fraction 0.5 (docs/results.md); empty = the paper's method",
+        "100 --ema 0.999 --decay_fraction 0.5, and from --fineSize 128 up also --alpha_grad --lr "
+        "4e-4 (docs/results.md); empty = the paper's method",
     )
     train_imagenum: int = _opt(5, "K: target frames drawn per clip per step", min=1)
     continue_train: bool = _opt(False, "resume the run from its latest checkpoint")
@@ -272,20 +273,36 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+# What a preset adds from a training size (fineSize) up: at 128 px the 64 px recipe leaves
+# smile's inferred alphas small and anger faint; intensities trained by the image losses and a
+# faster rate draw both (docs/results.md, "The preset at 128 px"; not measured above 128 px).
+PRESETS_FROM_SIZE: dict[str, tuple[int, dict[str, Any]]] = {
+    "expressive": (128, {"alpha_grad": True, "lr": 4e-4}),
+}
+
 # A preset's option that yields when the user sets any of these (their schedule wins).
 YIELDS_TO = {"decay_fraction": ("niter", "niter_decay")}
 
 
+def preset_values(name: str, size: int) -> dict[str, Any]:
+    """The options preset ``name`` sets for a run trained at ``size`` pixels."""
+    if name not in PRESETS:
+        raise AffineGANError(f"--preset {name!r}: choose one of {', '.join(PRESETS)}")
+    values = dict(PRESETS[name])
+    from_size, larger = PRESETS_FROM_SIZE.get(name, (0, {}))
+    if larger and size >= from_size:
+        values.update(larger)
+    return values
+
+
 def apply_preset(cfg: TrainConfig, explicit: Collection[str] = ()) -> TrainConfig:
-    """``cfg`` with its preset's values filled in, except for the options named in ``explicit``
-    (those the user set). No preset: ``cfg`` unchanged, the paper's method."""
+    """``cfg`` with its preset's values for its size filled in, except for the options named in
+    ``explicit`` (those the user set). No preset: ``cfg`` unchanged, the paper's method."""
     if not cfg.preset:
         return cfg
-    if cfg.preset not in PRESETS:
-        raise AffineGANError(f"--preset {cfg.preset!r}: choose one of {', '.join(PRESETS)}")
     values = {
         k: v
-        for k, v in PRESETS[cfg.preset].items()
+        for k, v in preset_values(cfg.preset, cfg.fineSize).items()
         if k not in explicit and not set(YIELDS_TO.get(k, ())) & set(explicit)
     }
     return replace(cfg, **values)
