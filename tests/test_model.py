@@ -294,6 +294,10 @@ def test_preset_adds_its_large_size_options_from_128_px():
     mine = apply_preset(TrainConfig(preset="expressive", fineSize=256, lr=1e-4), {"lr"})
     assert mine.alpha_grad and mine.lr == 1e-4  # the user's rate wins
     assert not apply_preset(TrainConfig(fineSize=256)).alpha_grad  # no preset: the paper's
+    parser = build_parser(TrainConfig, "t", "")
+    argv = ["--dataroot", "d", "--fineSize", "128", "--preset", "expressive"]
+    assert from_args(TrainConfig, parser, argv).lr == 4e-4
+    assert from_args(TrainConfig, parser, [*argv, "--lr=1e-4"]).lr == 1e-4
 
 
 def test_budget_schedule_decays_over_the_last_share_of_the_epochs_the_budget_buys():

@@ -189,7 +189,9 @@ class DemoOptions(ProcessOptions):
         max=MAX_ZOOM,
     )
     lr: float = _opt(
-        0.0006, "learning rate: a short run's, 3x the preset's (docs/results.md)", positive=True
+        0.0006,
+        "learning rate: a short run's, 3x the preset's at 64 px (docs/results.md)",
+        positive=True,
     )
     seed: int = _opt(0, "seed of the data and the training", min=0)
     gpu_ids: str = opt_gpu_ids()
