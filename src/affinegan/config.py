@@ -288,11 +288,8 @@ def preset_values(name: str, size: int) -> dict[str, Any]:
     """The options preset ``name`` sets for a run trained at ``size`` pixels."""
     if name not in PRESETS:
         raise AffineGANError(f"--preset {name!r}: choose one of {', '.join(PRESETS)}")
-    values = dict(PRESETS[name])
     from_size, larger = PRESETS_FROM_SIZE.get(name, (0, {}))
-    if larger and size >= from_size:
-        values.update(larger)
-    return values
+    return {**PRESETS[name], **(larger if size >= from_size else {})}
 
 
 def apply_preset(cfg: TrainConfig, explicit: Collection[str] = ()) -> TrainConfig:
