@@ -45,7 +45,7 @@ from typing import Any
 CLIPS, TEST_CLIPS, SIZE = 24, 6, 64
 
 
-def _overrides(pairs: list[str]) -> dict[str, Any]:
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs typed by the TrainConfig field they name."""
     from affinegan.config import TrainConfig
 
@@ -383,7 +383,7 @@ def main() -> None:
             "--reference needs a --tag (e.g. _reference), or it replaces the untagged runs"
         )
     sets = [*a.set, *([f"preset={a.preset}"] if a.preset else [])]
-    opts = {**vars(a), "overrides": _overrides(sets)}
+    opts = {**vars(a), "overrides": parse_sets(sets)}
     exprs = [e for e in a.expressions.split(",") if e]
     ctx = mp.get_context("spawn")
     q = ctx.Queue()

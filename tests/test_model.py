@@ -266,6 +266,18 @@ def test_lambda_keep_is_the_l1_to_the_input_outside_the_region():
     assert "G_keep" not in losses.g_fake_terms(pred, None, smudged, real, cond, tiny_config())
 
 
+def test_lambda_gan_scales_both_adversarial_terms_only():
+    """--lambda_gan multiplies G's GAN(D) and GAN(D_patch) terms and leaves the L1s alone."""
+    cond, real = torch.zeros(1, 3, 8, 8), torch.full((1, 3, 8, 8), 0.25)
+    pred, fake = torch.full((1, 1, 2, 2), 0.3), torch.zeros(1, 3, 8, 8)
+    one = losses.g_fake_terms(pred, pred, fake, real, cond, tiny_config())
+    five = losses.g_fake_terms(pred, pred, fake, real, cond, tiny_config(lambda_gan=5.0))
+    for name in ("G_GAN_D1", "G_GAN_patch"):
+        assert one[name] > 0
+        torch.testing.assert_close(five[name], 5 * one[name])
+    assert five["G_L1"] == one["G_L1"] > 0
+
+
 def test_presets_fill_only_what_the_user_did_not_set():
     cfg = apply_preset(TrainConfig(preset="expressive", lambda_order=3.0), {"lambda_order"})
     assert cfg.blend and cfg.ema > 0 and cfg.lambda_region > 0 and cfg.lambda_order == 3.0
@@ -286,11 +298,11 @@ def test_presets_fill_only_what_the_user_did_not_set():
         apply_preset(TrainConfig(preset="vivid"))
 
 
-def test_preset_adds_its_large_size_options_from_128_px():
+def test_preset_adds_the_keep_loss_below_128_px_only():
     small = apply_preset(TrainConfig(preset="expressive", fineSize=64))
-    assert small.blend and not small.alpha_grad and small.lr == TrainConfig().lr
+    assert small.blend and small.alpha_grad and small.lr == 4e-4 and small.lambda_keep == 30
     large = apply_preset(TrainConfig(preset="expressive", fineSize=128))
-    assert large.blend and large.alpha_grad and large.lr == 4e-4
+    assert large.blend and large.alpha_grad and large.lr == 4e-4 and large.lambda_keep == 0
     mine = apply_preset(TrainConfig(preset="expressive", fineSize=256, lr=1e-4), {"lr"})
     assert mine.alpha_grad and mine.lr == 1e-4  # the user's rate wins
     assert not apply_preset(TrainConfig(fineSize=256)).alpha_grad  # no preset: the paper's

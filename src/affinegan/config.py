@@ -153,6 +153,12 @@ class TrainConfig(ProcessOptions, ModelOptions):
     no_lsgan: bool = _opt(True, "vanilla GAN loss (BCE); the original default")
     lsgan: bool = _opt(False, "least-squares GAN loss instead of BCE")
     lambda_L1: float = _opt(100.0, "weight of L1(fake, real)", min=0)
+    lambda_gan: float = _opt(
+        1.0,
+        "weight of G's adversarial terms (D and D_patch; 1 in the original): higher asks for "
+        "sharper frames against the L1 losses' blur",
+        min=0,
+    )
     lambda_A: float = _opt(100.0, "weight of the alpha-adversarial loss", min=0)
     lambda_rec: float = _opt(
         10.0, "weight of L1(reconstruction, real) (hard-coded 10 in original)", min=0
@@ -220,8 +226,8 @@ class TrainConfig(ProcessOptions, ModelOptions):
         "",
         "a named recipe of the options beyond the paper, flags given explicitly win (on-only "
         "flags like --blend stay on): 'expressive' = --blend --lambda_order 10 --lambda_region "
-        "100 --ema 0.999 --decay_fraction 0.5, and from --fineSize 128 up also --alpha_grad --lr "
-        "4e-4 (docs/results.md); empty = the paper's method",
+        "100 --ema 0.999 --decay_fraction 0.5 --alpha_grad --lr 4e-4, and below --fineSize 128 "
+        "also --lambda_keep 30 (docs/results.md); empty = the paper's method",
     )
     train_imagenum: int = _opt(5, "K: target frames drawn per clip per step", min=1)
     continue_train: bool = _opt(False, "resume the run from its latest checkpoint")
@@ -270,14 +276,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lambda_region": 100.0,
         "ema": 0.999,
         "decay_fraction": 0.5,
+        "alpha_grad": True,
+        "lr": 4e-4,
     },
 }
 
-# What a preset adds from a training size (fineSize) up: at 128 px the 64 px recipe leaves
-# smile's inferred alphas small and anger faint; intensities trained by the image losses and a
-# faster rate draw both (docs/results.md, "The preset at 128 px"; not measured above 128 px).
-PRESETS_FROM_SIZE: dict[str, tuple[int, dict[str, Any]]] = {
-    "expressive": (128, {"alpha_grad": True, "lr": 4e-4}),
+# What a preset adds below a training size (fineSize): at 64 px intensities trained by the
+# image losses cost surprise's identity, which a light keep loss holds (docs/results.md, "The
+# keep loss at 64 px"; measured at 64 px only, the 128 px recipe was measured without it).
+PRESETS_BELOW_SIZE: dict[str, tuple[int, dict[str, Any]]] = {
+    "expressive": (128, {"lambda_keep": 30.0}),
 }
 
 # A preset's option that yields when the user sets any of these (their schedule wins).
@@ -288,8 +296,8 @@ def preset_values(name: str, size: int) -> dict[str, Any]:
     """The options preset ``name`` sets for a run trained at ``size`` pixels."""
     if name not in PRESETS:
         raise AffineGANError(f"--preset {name!r}: choose one of {', '.join(PRESETS)}")
-    from_size, larger = PRESETS_FROM_SIZE.get(name, (0, {}))
-    return {**PRESETS[name], **(larger if size >= from_size else {})}
+    below, smaller = PRESETS_BELOW_SIZE.get(name, (0, {}))
+    return {**PRESETS[name], **(smaller if size < below else {})}
 
 
 def apply_preset(cfg: TrainConfig, explicit: Collection[str] = ()) -> TrainConfig:

@@ -53,10 +53,11 @@ def g_fake_terms(
 ) -> dict[str, torch.Tensor]:
     """Step 4's terms on the fakes ("Losses and the training step"): GAN(D), lambda_L1 * L1,
     with ``--lambda_region`` the region L1, with ``--lambda_keep`` the L1 to the input outside
-    the region, with masks GAN(D_patch). Their sum is G's loss on the fakes (``total``)."""
+    the region, with masks GAN(D_patch); the GAN terms times ``--lambda_gan`` (1 in the
+    original). Their sum is G's loss on the fakes (``total``)."""
     fake = fake.to(real.dtype)
     terms = {
-        "G_GAN_D1": gan_loss(pred, True, cfg.lsgan),
+        "G_GAN_D1": gan_loss(pred, True, cfg.lsgan) * cfg.lambda_gan,
         "G_L1": F.l1_loss(fake, real) * cfg.lambda_L1,
     }
     if cfg.lambda_region > 0 or cfg.lambda_keep > 0:
@@ -66,7 +67,7 @@ def g_fake_terms(
         if cfg.lambda_keep > 0:
             terms["G_keep"] = region_l1(fake, cond, 1.0 - region) * cfg.lambda_keep
     if pred_patch is not None:
-        terms["G_GAN_patch"] = gan_loss(pred_patch, True, cfg.lsgan)
+        terms["G_GAN_patch"] = gan_loss(pred_patch, True, cfg.lsgan) * cfg.lambda_gan
     return terms
 
 
