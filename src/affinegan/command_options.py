@@ -190,7 +190,7 @@ class DemoOptions(ProcessOptions):
     )
     lr: float = _opt(
         0.0006,
-        "learning rate: a short run's, 3x the preset's at 64 px (docs/results.md)",
+        "learning rate: a short run's, 1.5x the preset's (docs/results.md)",
         positive=True,
     )
     seed: int = _opt(0, "seed of the data and the training", min=0)
