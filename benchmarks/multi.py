@@ -12,7 +12,8 @@ each truth frame's intensity per expression is inferred by the model's encoder a
 expression's residual stream (the oracle of ``affinegan evaluate``), the mix is decoded at those
 intensities, and the expression region of the mixed truth is scored, beside decoding the first
 expression alone. ``--singles <quality json>`` adds the single models' rows (quality.py writes
-``<out>/quality<tag>.json``) and their generator sizes.
+``<out>/quality<tag>.json``) and their generator sizes. ``--set KEY=VALUE ...`` overrides
+TrainConfig fields after the preset, as in quality.py.
 """
 
 from __future__ import annotations

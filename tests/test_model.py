@@ -303,6 +303,10 @@ def test_preset_adds_the_keep_loss_below_128_px_only():
     assert small.blend and small.alpha_grad and small.lr == 4e-4 and small.lambda_keep == 30
     large = apply_preset(TrainConfig(preset="expressive", fineSize=128))
     assert large.blend and large.alpha_grad and large.lr == 4e-4 and large.lambda_keep == 0
+    off = apply_preset(
+        TrainConfig(preset="expressive", fineSize=64, lambda_keep=0.0), {"lambda_keep"}
+    )
+    assert off.lambda_keep == 0 and off.alpha_grad  # the user's weight wins, the rest stays
     mine = apply_preset(TrainConfig(preset="expressive", fineSize=256, lr=1e-4), {"lr"})
     assert mine.alpha_grad and mine.lr == 1e-4  # the user's rate wins
     assert not apply_preset(TrainConfig(fineSize=256)).alpha_grad  # no preset: the paper's
