@@ -22,6 +22,7 @@ from affinegan.model import (
     infer_alpha,
     train_step,
 )
+from affinegan.networks import repeat_each
 
 
 def sgd(nets) -> Optimizers:
@@ -264,6 +265,62 @@ def test_lambda_keep_is_the_l1_to_the_input_outside_the_region():
     keep = losses.g_fake_terms(pred, None, smudged, real, cond, cfg)["G_keep"]
     torch.testing.assert_close(keep, torch.tensor(2.0 * 0.6 / 48))
     assert "G_keep" not in losses.g_fake_terms(pred, None, smudged, real, cond, tiny_config())
+
+
+def test_lambda_mask_is_the_mean_blend_mask_outside_the_region():
+    """G_mask = lambda_mask x mean of the blend mask over the pixels outside the region: a mask
+    on inside the region costs nothing, one on outside does."""
+    cond = torch.zeros(1, 3, 8, 8)
+    real = cond.clone()
+    real[:, :, 3:5, 3:5] = 0.5  # the region: rows and columns 2-5 (16 pixels)
+    cfg = tiny_config(blend=True, lambda_mask=3.0)
+    pred = torch.zeros(1, 1, 2, 2)
+    inside = torch.zeros(1, 1, 8, 8)
+    inside[:, :, 2:6, 2:6] = 1.0
+    assert losses.g_fake_terms(pred, None, real, real, cond, cfg, inside)["G_mask"] == 0
+    spilled = inside.clone()
+    spilled[:, :, 7, :] = 0.4  # 8 of the 48 pixels outside
+    mask = losses.g_fake_terms(pred, None, real, real, cond, cfg, spilled)["G_mask"]
+    torch.testing.assert_close(mask, torch.tensor(3.0 * 0.4 * 8 / 48))
+    plain = losses.g_fake_terms(pred, None, real, real, cond, tiny_config(blend=True), spilled)
+    assert "G_mask" not in plain
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_lambda_mask_trains_the_mask_head_alike_on_both_decode_paths(monkeypatch, joint):
+    """The step's G_mask is the loss of the masks of the fakes it decoded, on either decode
+    path (so it reaches the mask head); without --lambda_mask no mask is asked for."""
+    cfg = tiny_config(blend=True, lambda_mask=4.0)
+    monkeypatch.setattr(model, "JOINT_DECODE_MAX", 2**40 if joint else 0)
+    torch.manual_seed(0)
+    nets = build_nets(cfg)
+    batch = random_batch()
+    batch["B"] = batch["A"][:, None].repeat(1, K, 1, 1, 1)
+    batch["B"][:, :, :, 20:40, 16:48] = 0.9  # an expression: a bright mouth, the rest still
+    seen = []
+    decode_parts = nets.G.decode_parts
+
+    def spy(*args, **kw):
+        out = decode_parts(*args, **kw)
+        if kw.get("return_mask"):
+            seen.append(out[1].detach())
+        return out
+
+    monkeypatch.setattr(nets.G, "decode_parts", spy)
+    before = nets.G.model.up_mask.weight.detach().clone()
+    got = train_step(nets, build_optimizers(nets, cfg), batch, cfg)
+    (masks,) = seen
+    n_fakes = batch["B"].shape[0] * batch["B"].shape[1]
+    real, cond = batch["B"].flatten(0, 1), repeat_each(batch["A"], batch["B"].shape[1])
+    region = losses.expression_region(real, cond, cfg.region_threshold)
+    outside = (1 - region).expand_as(masks[:n_fakes])
+    assert 0 < outside.mean() < 1
+    expected = (masks[:n_fakes] * outside).sum() / outside.sum() * 4.0
+    torch.testing.assert_close(got["G_mask"], expected)
+    assert not torch.equal(before, nets.G.model.up_mask.weight)
+    seen.clear()
+    train_step(nets, build_optimizers(nets, cfg), batch, replace(cfg, lambda_mask=0.0))
+    assert not seen
 
 
 def test_lambda_gan_scales_both_adversarial_terms_only():

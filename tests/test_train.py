@@ -168,6 +168,7 @@ def test_resume_exact_with_a_ragged_last_batch(data, tmp_path):
         (["--blend", "--output_nc", "1"], "--blend needs"),
         (["--lambda_order", "-1"], "--lambda_order -1.0"),
         (["--lambda_still", "2", "--still_shift", "0"], "needs --still_shift above 0"),
+        (["--lambda_mask", "5"], "--lambda_mask 5.0 needs --blend"),
         (["--color_jitter", "-0.1"], "--color_jitter -0.1"),
         (["--alpha_levels", "skips"], "--alpha_levels 'skips'"),
     ],

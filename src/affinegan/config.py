@@ -210,6 +210,12 @@ class TrainConfig(ProcessOptions, ModelOptions):
         "leaves alone is copied, not redrawn (not in the original; 0 = off)",
         min=0,
     )
+    lambda_mask: float = _opt(
+        0.0,
+        "with --blend, weight of the mean of the blend mask outside the expression region: "
+        "there the input is copied exactly, not redrawn (not in the original; 0 = off)",
+        min=0,
+    )
     region_threshold: float = _opt(
         20.0,
         "grey levels (0-255) a target pixel must leave the input's nearby values by to be in "

@@ -1,9 +1,9 @@
 """AffineGAN's objective, term by term, as functions of discriminator scores and images.
 
 docs/method.md, "Losses and the training step", writes out the paper's losses; the options beyond
-it (``--lambda_order``, ``--lambda_region``, ``--lambda_keep``, ``--lambda_position``,
-``--lambda_still``) are off by default. Nothing
-here runs a network or a backward pass: ``model.train_step`` decides batching and backward order.
+it (``--lambda_order``, ``--lambda_region``, ``--lambda_keep``, ``--lambda_mask``,
+``--lambda_position``, ``--lambda_still``) are off by default. Nothing here runs a network or a
+backward pass: ``model.train_step`` decides batching and backward order.
 """
 
 from __future__ import annotations
@@ -50,22 +50,30 @@ def g_fake_terms(
     real: torch.Tensor,
     cond: torch.Tensor,
     cfg: TrainConfig,
+    blend_mask: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Step 4's terms on the fakes ("Losses and the training step"): GAN(D), lambda_L1 * L1,
     with ``--lambda_region`` the region L1, with ``--lambda_keep`` the L1 to the input outside
-    the region, with masks GAN(D_patch); the GAN terms times ``--lambda_gan`` (1 in the
-    original). Their sum is G's loss on the fakes (``total``)."""
+    the region, with ``--lambda_mask`` the mean of the fakes' ``blend_mask`` there, with masks
+    GAN(D_patch); the GAN terms times ``--lambda_gan`` (1 in the original). Their sum is G's
+    loss on the fakes (``total``)."""
     fake = fake.to(real.dtype)
     terms = {
         "G_GAN_D1": gan_loss(pred, True, cfg.lsgan) * cfg.lambda_gan,
         "G_L1": F.l1_loss(fake, real) * cfg.lambda_L1,
     }
-    if cfg.lambda_region > 0 or cfg.lambda_keep > 0:
+    if cfg.lambda_region > 0 or cfg.lambda_keep > 0 or cfg.lambda_mask > 0:
         region = expression_region(real, cond, cfg.region_threshold)
         if cfg.lambda_region > 0:
             terms["G_region"] = region_l1(fake, real, region) * cfg.lambda_region
         if cfg.lambda_keep > 0:
             terms["G_keep"] = region_l1(fake, cond, 1.0 - region) * cfg.lambda_keep
+        if cfg.lambda_mask > 0:
+            assert blend_mask is not None, "--lambda_mask needs the fakes' blend masks"
+            outside = 1.0 - region
+            terms["G_mask"] = (
+                region_l1(blend_mask, torch.zeros_like(blend_mask), outside) * cfg.lambda_mask
+            )
     if pred_patch is not None:
         terms["G_GAN_patch"] = gan_loss(pred_patch, True, cfg.lsgan) * cfg.lambda_gan
     return terms

@@ -228,6 +228,14 @@ def decode_fakes(G: Generator, enc_a: Encoding, alpha: torch.Tensor) -> torch.Te
     return G.decode(enc_a, 1.0, alpha.flatten())
 
 
+def decode_fakes_masked(
+    G: Generator, enc_a: Encoding, alpha: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``decode_fakes`` and the blend's mask of each fake (``--lambda_mask``)."""
+    fake, mask = G.decode(enc_a, 1.0, alpha.flatten(), return_mask=True)
+    return fake, mask
+
+
 def decode_recs(G: Generator, enc_b: Encoding) -> torch.Tensor:
     """rec_k = G(B_k; 1, 0): the targets rebuilt from their base stream alone."""
     return G.decode(enc_b, 1.0, None)
@@ -249,12 +257,17 @@ def decode_jointly(B: torch.Tensor, cfg: TrainConfig) -> bool:
 
 
 def decode_fakes_and_recs(
-    G: Generator, enc_a: Encoding, enc_b: Encoding, alpha: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``decode_fakes`` and ``decode_recs`` as one batch (alpha as given, like decode_fakes)."""
-    out = G.decode_parts([(enc_a, alpha.flatten()), (enc_b, None)], 1.0)
+    G: Generator, enc_a: Encoding, enc_b: Encoding, alpha: torch.Tensor, mask: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``decode_fakes`` and ``decode_recs`` as one batch (alpha as given, like decode_fakes),
+    and with ``mask`` the fakes' blend masks (``--lambda_mask``)."""
+    parts = [(enc_a, alpha.flatten()), (enc_b, None)]
+    if not mask:
+        fake, rec = G.decode_parts(parts, 1.0).split(alpha.numel())
+        return fake, rec, None
+    out, masks = G.decode_parts(parts, 1.0, return_mask=True)
     fake, rec = out.split(alpha.numel())
-    return fake, rec
+    return fake, rec, masks[: alpha.numel()]
 
 
 @dataclass
@@ -356,6 +369,7 @@ class Decoded:
     rec: torch.Tensor | None
     leaves: tuple[Encoding, Encoding] | None
     alpha_leaf: torch.Tensor | None = None
+    mask: torch.Tensor | None = None  # the fakes' blend masks, for --lambda_mask
 
 
 def decode_for_step(
@@ -365,11 +379,12 @@ def decode_for_step(
     so: StepOptions,
     still_shift: float = 0.0,
     alpha_grad: bool = False,
+    mask: bool = False,
 ) -> Decoded:
     """Encode the batch and decode the fakes (with the reconstructions when ``joint``); with
     ``still_shift`` > 0 also infer the alphas of the neutral faces moved that far; with
     ``alpha_grad`` the fakes keep the alphas' graph (the image losses train the encoders
-    through them)."""
+    through them); with ``mask`` the fakes' blend masks come too."""
     expression = batch["expression"] if G.expressions > 1 else None
     A = batch["A"]
     with so.autocast(A.device):
@@ -377,12 +392,16 @@ def decode_for_step(
         enc = encode_batch(G, A, batch["B"], expression, still)
         alpha = enc.alpha if alpha_grad else enc.alpha.detach()
         if joint:
-            return Decoded(enc, *decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, alpha), None)
+            fake, rec, masks = decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, alpha, mask)
+            return Decoded(enc, fake, rec, None, mask=masks)
         leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
         leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_(t.requires_grad))
         leaf = enc.alpha.detach().requires_grad_(alpha.requires_grad) if alpha_grad else None
-        fake = decode_fakes(G, leaf_a, alpha if leaf is None else leaf)
-        return Decoded(enc, fake, None, (leaf_a, leaf_b), leaf)
+        at = alpha if leaf is None else leaf
+        if not mask:
+            return Decoded(enc, decode_fakes(G, leaf_a, at), None, (leaf_a, leaf_b), leaf)
+        fake, masks = decode_fakes_masked(G, leaf_a, at)
+        return Decoded(enc, fake, None, (leaf_a, leaf_b), leaf, masks)
 
 
 def update(net: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, so: StepOptions) -> None:
@@ -496,7 +515,7 @@ def g_step(
     if nets.D_patch is not None:
         assert sb.patch is not None
         pred_patch = pair_scores(nets.D_patch, sb.patch[0], (sb.patch[1],), so, sb.head)
-    fake_terms = losses.g_fake_terms(pred, pred_patch, sb.fake, sb.real, sb.cond, cfg)
+    fake_terms = losses.g_fake_terms(pred, pred_patch, sb.fake, sb.real, sb.cond, cfg, dec.mask)
     alpha = dec.enc.alpha
     (pred_alpha,) = alpha_scores(nets.D_alpha, (alpha,), so, sb.clip_head)
     loss_alpha, alpha_terms = losses.g_alpha_loss(
@@ -529,7 +548,9 @@ def train_step(
     so = so or StepOptions()
     still_shift = cfg.still_shift if cfg.lambda_still > 0 else 0.0
     joint = decode_jointly(batch["B"], cfg)
-    dec = decode_for_step(nets.G, batch, joint, so, still_shift, cfg.alpha_grad)
+    dec = decode_for_step(
+        nets.G, batch, joint, so, still_shift, cfg.alpha_grad, cfg.lambda_mask > 0
+    )
     sb = step_batch(batch, dec.fake, nets.D_patch is not None, nets.G.expressions > 1)
     out = {"D_alpha": d_alpha_step(nets, opts, dec.enc.alpha, cfg, so, sb.clip_head)}
     out.update(d_steps(nets, opts, sb, cfg.lsgan, so))

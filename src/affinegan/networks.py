@@ -384,22 +384,26 @@ class Generator(nn.Module):
         b: float | torch.Tensor = 1.0,
         t: float | torch.Tensor | None = None,
         return_feature: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        return_mask: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """Decode ``b * base + t * res`` at every level; ``b``/``t`` may hold a value per sample,
         or K per sample (N*K: each sample decoded at its K values in a row). ``return_feature``
         adds the original's feature, the bottleneck's, whatever ``alpha_levels`` says (intensities
-        are inferred with ``feature``).
+        are inferred with ``feature``); ``return_mask`` (``--blend``) then the blend's mask.
 
         ``t=None`` decodes the base stream alone (the original's ``G(x; 1, 0)`` up to 0 * res).
         """
-        return self.decode_parts([(enc, t)], b, return_feature)
+        return self.decode_parts(
+            [(enc, t)], b, return_feature=return_feature, return_mask=return_mask
+        )
 
     def decode_parts(
         self,
         parts: Sequence[tuple[Encoding, float | torch.Tensor | None]],
         b: float | torch.Tensor = 1.0,
         return_feature: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        return_mask: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """``decode(enc, b, t)`` of every ``(enc, t)`` part as one batch, in order. Each part is
         mixed on its own at every level and only the mixes are joined, so no joined copy of the
         encodings is ever held. ``b`` is one number for all parts."""
@@ -423,6 +427,9 @@ class Generator(nn.Module):
         for i in range(len(self._levels) - 1, 0, -1):
             x = torch.cat([_cat(mix(i - 1)), h], 1)
             h = self._levels[i - 1].up_all(x)
+        if return_mask and not self.blend:
+            raise ValueError("only a --blend generator has a mask to return")
+        m = None
         if self.blend:
             images = []
             for (e, _), fp in zip(parts, fs, strict=True):
@@ -435,7 +442,8 @@ class Generator(nn.Module):
                 image = warp_image(image, self.model.up_flow(x))
             m = torch.sigmoid(self.model.up_mask(x))
             h = m * h + (1 - m) * image
-        return (h, torch.relu(f)) if return_feature else h
+        extra = ([torch.relu(f)] if return_feature else []) + ([m] if return_mask else [])
+        return (h, *extra) if extra else h
 
     def forward(
         self, x: torch.Tensor, base_stage: float = 1.0, temporal_stage: float = 0.0

@@ -56,6 +56,10 @@ def _check_config(cfg: TrainConfig) -> None:
         raise AffineGANError(
             f"--lambda_still {cfg.lambda_still} needs --still_shift above 0, e.g. 0.02"
         )
+    if cfg.lambda_mask > 0 and not cfg.blend:
+        raise AffineGANError(
+            f"--lambda_mask {cfg.lambda_mask} needs --blend: it weighs the blend's mask"
+        )
     if cfg.warp and not cfg.blend:
         raise AffineGANError("--warp needs --blend: the mask chooses warped or drawn pixels")
     if cfg.fineSize > cfg.loadSize:
