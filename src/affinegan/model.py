@@ -222,18 +222,24 @@ def encode_batch(
     return Encoded(enc_a, enc_b, alpha, infer_alpha(f0, fr, fs.unsqueeze(1)).squeeze(1))
 
 
-def decode_fakes(G: Generator, enc_a: Encoding, alpha: torch.Tensor) -> torch.Tensor:
-    """fake_k = G(A; 1, alpha_k) for every clip and target: (N*K, C, H, W). The caller detaches
+def decode_fakes(
+    G: Generator, enc_a: Encoding, alpha: torch.Tensor, with_mask: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """fake_k = G(A; 1, alpha_k) for every clip and target: (N*K, C, H, W), and with
+    ``with_mask`` the blend's mask of each (``--lambda_mask``; else None). The caller detaches
     alpha (the original) or lets the image losses reach the encoders through it (--alpha_grad)."""
-    return G.decode(enc_a, 1.0, alpha.flatten())
+    return _with_mask(G.decode(enc_a, 1.0, alpha.flatten(), return_mask=with_mask), with_mask)
 
 
-def decode_fakes_masked(
-    G: Generator, enc_a: Encoding, alpha: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``decode_fakes`` and the blend's mask of each fake (``--lambda_mask``)."""
-    fake, mask = G.decode(enc_a, 1.0, alpha.flatten(), return_mask=True)
-    return fake, mask
+def _with_mask(
+    out: torch.Tensor | tuple[torch.Tensor, ...], with_mask: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A decoder's output as (images, mask or None), whether it was asked for the mask or not."""
+    if with_mask:
+        images, mask = out
+        return images, mask
+    assert torch.is_tensor(out)
+    return out, None
 
 
 def decode_recs(G: Generator, enc_b: Encoding) -> torch.Tensor:
@@ -257,17 +263,14 @@ def decode_jointly(B: torch.Tensor, cfg: TrainConfig) -> bool:
 
 
 def decode_fakes_and_recs(
-    G: Generator, enc_a: Encoding, enc_b: Encoding, alpha: torch.Tensor, mask: bool = False
+    G: Generator, enc_a: Encoding, enc_b: Encoding, alpha: torch.Tensor, with_mask: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """``decode_fakes`` and ``decode_recs`` as one batch (alpha as given, like decode_fakes),
-    and with ``mask`` the fakes' blend masks (``--lambda_mask``)."""
+    and with ``with_mask`` the fakes' blend masks (``--lambda_mask``; else None)."""
     parts = [(enc_a, alpha.flatten()), (enc_b, None)]
-    if not mask:
-        fake, rec = G.decode_parts(parts, 1.0).split(alpha.numel())
-        return fake, rec, None
-    out, masks = G.decode_parts(parts, 1.0, return_mask=True)
+    out, mask = _with_mask(G.decode_parts(parts, 1.0, return_mask=with_mask), with_mask)
     fake, rec = out.split(alpha.numel())
-    return fake, rec, masks[: alpha.numel()]
+    return fake, rec, None if mask is None else mask[: alpha.numel()]
 
 
 @dataclass
@@ -283,7 +286,7 @@ def generator_forward(
     G: Generator, A: torch.Tensor, B: torch.Tensor, expression: torch.Tensor | None = None
 ) -> Forward:
     enc = encode_batch(G, A, B, expression)
-    fake = decode_fakes(G, enc.enc_a, enc.alpha.detach())
+    fake, _ = decode_fakes(G, enc.enc_a, enc.alpha.detach())
     return Forward(enc.alpha, fake, decode_recs(G, enc.enc_b))
 
 
@@ -379,12 +382,12 @@ def decode_for_step(
     so: StepOptions,
     still_shift: float = 0.0,
     alpha_grad: bool = False,
-    mask: bool = False,
+    with_mask: bool = False,
 ) -> Decoded:
     """Encode the batch and decode the fakes (with the reconstructions when ``joint``); with
     ``still_shift`` > 0 also infer the alphas of the neutral faces moved that far; with
     ``alpha_grad`` the fakes keep the alphas' graph (the image losses train the encoders
-    through them); with ``mask`` the fakes' blend masks come too."""
+    through them); with ``with_mask`` the fakes' blend masks come too."""
     expression = batch["expression"] if G.expressions > 1 else None
     A = batch["A"]
     with so.autocast(A.device):
@@ -392,16 +395,13 @@ def decode_for_step(
         enc = encode_batch(G, A, batch["B"], expression, still)
         alpha = enc.alpha if alpha_grad else enc.alpha.detach()
         if joint:
-            fake, rec, masks = decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, alpha, mask)
-            return Decoded(enc, fake, rec, None, mask=masks)
+            fake, rec, mask = decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, alpha, with_mask)
+            return Decoded(enc, fake, rec, None, mask=mask)
         leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
         leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_(t.requires_grad))
         leaf = enc.alpha.detach().requires_grad_(alpha.requires_grad) if alpha_grad else None
-        at = alpha if leaf is None else leaf
-        if not mask:
-            return Decoded(enc, decode_fakes(G, leaf_a, at), None, (leaf_a, leaf_b), leaf)
-        fake, masks = decode_fakes_masked(G, leaf_a, at)
-        return Decoded(enc, fake, None, (leaf_a, leaf_b), leaf, masks)
+        fake, mask = decode_fakes(G, leaf_a, alpha if leaf is None else leaf, with_mask)
+        return Decoded(enc, fake, None, (leaf_a, leaf_b), leaf, mask)
 
 
 def update(net: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, so: StepOptions) -> None:
@@ -498,7 +498,8 @@ def backward_g(
 
 
 # G's terms that every step reports, in the order the loss line has listed them since the
-# original; the optional ones (region, keep, patch, order, position, still) come before G's total.
+# original; the optional ones (region, keep, mask, patch, order, position, still) come before G's
+# total.
 G_TERMS = ("G_GAN_D1", "G_L1", "img_recons", "G_GAN_D_alpha")
 
 

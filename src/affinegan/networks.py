@@ -409,6 +409,8 @@ class Generator(nn.Module):
         encodings is ever held. ``b`` is one number for all parts."""
         if len(parts) > 1 and torch.is_tensor(b) and b.numel() > 1:
             raise ValueError("decode_parts takes one b for all parts, not one per sample")
+        if return_mask and not self.blend:
+            raise ValueError("only a --blend generator has a mask to return")
         coefs = [(e, self._coef(b, e.bottom_base), self._coef(t, e.bottom_base)) for e, t in parts]
 
         def mix(i: int | None) -> list[torch.Tensor]:  # per part: level i's skips or the bottleneck
@@ -427,8 +429,6 @@ class Generator(nn.Module):
         for i in range(len(self._levels) - 1, 0, -1):
             x = torch.cat([_cat(mix(i - 1)), h], 1)
             h = self._levels[i - 1].up_all(x)
-        if return_mask and not self.blend:
-            raise ValueError("only a --blend generator has a mask to return")
         m = None
         if self.blend:
             images = []
