@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +28,16 @@ def run(tmp_path_factory) -> tuple[Path, Path]:
     data = render_dataset(
         root / "data", "smile", clips=2, test_clips=2, size=64, seed=2, min_frames=4, max_frames=6
     )
+    train_tiny(data, root / "ck", "tiny")
+    return data, root
+
+
+def train_tiny(data: Path, checkpoints_dir: Path, name: str, **kw) -> None:
+    """Three steps of a tiny model with noise and dropout on ``data``, as run ``name``."""
     cfg = tiny_config(
         dataroot=str(data),
-        name="tiny",
-        checkpoints_dir=str(root / "ck"),
+        name=name,
+        checkpoints_dir=str(checkpoints_dir),
         train_imagenum=2,
         niter=2,
         niter_decay=0,
@@ -41,8 +48,7 @@ def run(tmp_path_factory) -> tuple[Path, Path]:
         noise_std=0.01,
         no_dropout=False,
     )
-    train(cfg)
-    return data, root
+    train(replace(cfg, **kw))
 
 
 def _paths(data: Path, root: Path) -> dict:
@@ -117,6 +123,26 @@ def test_evaluate_reads_frames_generate_wrote(run):
     assert "acd_i" not in result["summary"]
     regen = evaluate(_cfg(data, root, no_faces=True, regenerate=True, out=str(root / "c.json")))
     assert regen["clips"][0]["source"] == "generated"
+
+
+def test_no_ema_scores_the_last_weights(run, tmp_path):
+    """A run trained with --ema is scored with its average by default and with G's last
+    weights with --no_ema (which then ignores frames generate wrote), as the JSON says."""
+    data, _ = run
+    train_tiny(data, tmp_path / "ck", "avg", ema=0.5)
+    paths = dict(dataroot=str(data), name="avg", checkpoints_dir=str(tmp_path / "ck"), gpu_ids="-1")
+    paths["results_dir"] = str(tmp_path / "results")
+    generate(GenerateConfig(**paths, eval=True, num_frames=5))
+
+    def scored(**kw) -> dict:
+        return evaluate(EvalConfig(**paths, no_faces=True, out=str(tmp_path / "e.json"), **kw))
+
+    average, last = scored(regenerate=True), scored(no_ema=True)
+    assert (average["run"]["weights"], last["run"]["weights"]) == ("G_ema", "G")
+    assert last["clips"][0]["source"] == "generated"
+    assert last["summary"]["psnr"] != average["summary"]["psnr"]
+    (tmp_path / "ck" / "avg" / "latest_net_G_ema.pth").unlink()  # only the last weights left
+    assert scored(regenerate=True)["summary"]["psnr"] == last["summary"]["psnr"]
 
 
 def test_user_errors_name_the_path(run, tmp_path):

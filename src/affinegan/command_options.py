@@ -66,6 +66,11 @@ class EvalConfig(ProcessOptions):
     max_clips: int = _opt(0, "evaluate at most this many clips (0: all)", min=0)
     chunk: int = opt_chunk()
     regenerate: bool = _opt(False, "ignore frames already in --results_dir")
+    no_ema: bool = _opt(
+        False,
+        "score G's last weights, not the --ema average the run saved (frames already in "
+        "--results_dir are then ignored: they may come from either)",
+    )
     no_faces: bool = _opt(False, "skip the face-embedding metrics (ACD; needs dlib)")
     region_threshold: float = _opt(
         REGION_THRESHOLD,

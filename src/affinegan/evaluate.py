@@ -252,7 +252,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     if not cfg.no_faces:
         _check_face_tools()
     device = resolve_device(cfg.gpu_ids)
-    model = load_generator(cfg.run_dir, cfg.epoch, size=cfg.fineSize)
+    model = load_generator(cfg.run_dir, cfg.epoch, size=cfg.fineSize, ema=not cfg.no_ema)
     model.select(cfg.expression)
     G = model.G.to(device)
     set_mode(G, dropout=False)
@@ -261,7 +261,9 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     records, videos = [], {}
     for clip in tqdm(clips, desc="evaluating", unit="clip", dynamic_ncols=True, disable=None):
         generated = (
-            None if cfg.regenerate else read_generated(gen_dir, clip.name, model.size, ckpt_time)
+            None
+            if cfg.regenerate or cfg.no_ema
+            else read_generated(gen_dir, clip.name, model.size, ckpt_time)
         )
         truth = load_truth_intensity(Path(cfg.dataroot), cfg.phase, clip)
         rec, videos[clip.name] = evaluate_clip(
@@ -285,6 +287,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
             "dataroot": str(cfg.dataroot),
             "phase": cfg.phase,
             "size": model.size,
+            "weights": model.weights,
             "train_config": ckpt.read_config(cfg.run_dir) or {},
         },
         "protocol": protocol_text(),

@@ -37,6 +37,7 @@ class LoadedModel:
     G: Generator
     size: int  # the square input size the generator was trained at
     expressions: list[str] = field(default_factory=list)  # names, [] for one expression
+    weights: str = "G"  # which weights were loaded: "G" (the last) or "G_ema" (the average)
 
     def select(self, name: str) -> None:
         """Make ``name`` the expression ``G.encode`` animates (the first one by default)."""
@@ -59,9 +60,10 @@ def load_generator(
     """
     run_dir = Path(run_dir)
     saved = ckpt.read_config(run_dir) or {}
-    path = ckpt.weight_path(run_dir, epoch, "G")
+    label = "G"
     if ema and saved.get("ema", 0) > 0 and ckpt.weight_path(run_dir, epoch, "G_ema").is_file():
-        path = ckpt.weight_path(run_dir, epoch, "G_ema")
+        label = "G_ema"
+    path = ckpt.weight_path(run_dir, epoch, label)
     sd = ckpt.load_weights(path)
     opts_saved = ModelOptions(
         **{k: saved[k] for k in ModelOptions.__dataclass_fields__ if k in saved}
@@ -88,7 +90,7 @@ def load_generator(
         raise AffineGANError(
             f"--fineSize {size} does not suit {kwargs['netG']}: use a multiple of {unit}"
         )
-    return LoadedModel(G, size, names)
+    return LoadedModel(G, size, names, label)
 
 
 def set_mode(G: Generator, dropout: bool) -> None:
