@@ -283,14 +283,32 @@ def test_lambda_mask_is_the_mean_blend_mask_outside_the_region():
     mask = losses.g_fake_terms(pred, None, real, real, cond, cfg, spilled)["G_mask"]
     torch.testing.assert_close(mask, torch.tensor(3.0 * 0.4 * 8 / 48))
     plain = losses.g_fake_terms(pred, None, real, real, cond, tiny_config(blend=True), spilled)
-    assert "G_mask" not in plain
+    assert "G_mask" not in plain and "G_mask_in" not in plain
+
+
+def test_lambda_mask_in_is_the_mean_of_the_closed_mask_inside_the_region():
+    """G_mask_in = lambda_mask_in x mean of 1 - the blend mask over the region's pixels: a mask
+    fully open there costs nothing, whatever it does outside; a half-open one costs half."""
+    cond = torch.zeros(1, 3, 8, 8)
+    real = cond.clone()
+    real[:, :, 3:5, 3:5] = 0.5  # the region: rows and columns 2-5 (16 pixels)
+    cfg = tiny_config(blend=True, lambda_mask_in=2.0)
+    pred = torch.zeros(1, 1, 2, 2)
+    mask = torch.full((1, 1, 8, 8), 0.7)  # outside: not this term's business
+    mask[:, :, 2:6, 2:6] = 1.0
+    terms = losses.g_fake_terms(pred, None, real, real, cond, cfg, mask)
+    assert terms["G_mask_in"] == 0 and "G_mask" not in terms
+    mask[:, :, 2:4, 2:6] = 0.5  # 8 of the 16 region pixels half open
+    got = losses.g_fake_terms(pred, None, real, real, cond, cfg, mask)["G_mask_in"]
+    torch.testing.assert_close(got, torch.tensor(2.0 * 0.5 * 8 / 16))
 
 
 @pytest.mark.parametrize("joint", [True, False])
 def test_lambda_mask_trains_the_mask_head_alike_on_both_decode_paths(monkeypatch, joint):
-    """The step's G_mask is the loss of the masks of the fakes it decoded, on either decode
-    path, and its gradient reaches the mask head; without --lambda_mask no mask is asked for."""
-    cfg = tiny_config(blend=True, lambda_mask=4.0)
+    """The step's G_mask and G_mask_in are the losses of the masks of the fakes it decoded, on
+    either decode path, and their gradient reaches the mask head; without either no mask is
+    asked for."""
+    cfg = tiny_config(blend=True, lambda_mask=4.0, lambda_mask_in=1.5)
     monkeypatch.setattr(model, "JOINT_DECODE_MAX", 2**40 if joint else 0)
     torch.manual_seed(0)
     nets = build_nets(cfg)
@@ -323,9 +341,12 @@ def test_lambda_mask_trains_the_mask_head_alike_on_both_decode_paths(monkeypatch
     assert 0 < outside.mean() < 1
     expected = (masks[:n_fakes] * outside).sum() / outside.sum() * 4.0
     torch.testing.assert_close(got["G_mask"], expected)
+    inside = region.expand_as(masks[:n_fakes])
+    expected_in = ((1 - masks[:n_fakes]) * inside).sum() / inside.sum() * 1.5
+    torch.testing.assert_close(got["G_mask_in"], expected_in)
     seen.clear()
     torch.manual_seed(1)
-    train_step(plain, sgd(plain), batch, replace(cfg, lambda_mask=0.0))
+    train_step(plain, sgd(plain), batch, replace(cfg, lambda_mask=0.0, lambda_mask_in=0.0))
     assert not seen
     head, plain_head = nets.G.model.up_mask.weight, plain.G.model.up_mask.weight
     assert not torch.allclose(head, plain_head), "G_mask's gradient reaches the mask head"

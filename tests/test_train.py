@@ -169,6 +169,7 @@ def test_resume_exact_with_a_ragged_last_batch(data, tmp_path):
         (["--lambda_order", "-1"], "--lambda_order -1.0"),
         (["--lambda_still", "2", "--still_shift", "0"], "needs --still_shift above 0"),
         (["--lambda_mask", "5"], "--lambda_mask 5.0 needs --blend"),
+        (["--lambda_mask_in", "2"], "--lambda_mask_in 2.0 needs --blend"),
         (["--color_jitter", "-0.1"], "--color_jitter -0.1"),
         (["--alpha_levels", "skips"], "--alpha_levels 'skips'"),
     ],

@@ -216,6 +216,12 @@ class TrainConfig(ProcessOptions, ModelOptions):
         "there the input is copied exactly, not redrawn (not in the original; 0 = off)",
         min=0,
     )
+    lambda_mask_in: float = _opt(
+        0.0,
+        "with --blend, weight of the mean of 1 - the blend mask inside the expression region: "
+        "there the drawn pixels are used, not faded into the input (not in the original; 0 = off)",
+        min=0,
+    )
     region_threshold: float = _opt(
         20.0,
         "grey levels (0-255) a target pixel must leave the input's nearby values by to be in "
@@ -259,6 +265,11 @@ class TrainConfig(ProcessOptions, ModelOptions):
     @property
     def use_patch(self) -> bool:
         return not self.no_patch
+
+    @property
+    def uses_blend_mask(self) -> bool:
+        """Whether a loss weighs the blend's mask, so the step must decode it."""
+        return self.lambda_mask > 0 or self.lambda_mask_in > 0
 
     @property
     def last_epoch(self) -> int:

@@ -54,7 +54,8 @@ def g_fake_terms(
 ) -> dict[str, torch.Tensor]:
     """Step 4's terms on the fakes ("Losses and the training step"): GAN(D), lambda_L1 * L1,
     with ``--lambda_region`` the region L1, with ``--lambda_keep`` the L1 to the input outside
-    the region, with ``--lambda_mask`` the mean of the fakes' ``blend_mask`` there, with masks
+    the region, with ``--lambda_mask`` the mean of the fakes' ``blend_mask`` there and with
+    ``--lambda_mask_in`` the mean of ``1 - blend_mask`` inside the region, with masks
     GAN(D_patch); the GAN terms times ``--lambda_gan`` (1 in the original). Their sum is G's
     loss on the fakes (``total``)."""
     fake = fake.to(real.dtype)
@@ -62,17 +63,21 @@ def g_fake_terms(
         "G_GAN_D1": gan_loss(pred, True, cfg.lsgan) * cfg.lambda_gan,
         "G_L1": F.l1_loss(fake, real) * cfg.lambda_L1,
     }
-    if cfg.lambda_region > 0 or cfg.lambda_keep > 0 or cfg.lambda_mask > 0:
+    if cfg.lambda_region > 0 or cfg.lambda_keep > 0 or cfg.uses_blend_mask:
         region = expression_region(real, cond, cfg.region_threshold)
         if cfg.lambda_region > 0:
             terms["G_region"] = region_l1(fake, real, region) * cfg.lambda_region
         if cfg.lambda_keep > 0:
             terms["G_keep"] = region_l1(fake, cond, 1.0 - region) * cfg.lambda_keep
+        if cfg.uses_blend_mask:
+            assert blend_mask is not None, "--lambda_mask(_in) needs the fakes' blend masks"
         if cfg.lambda_mask > 0:
-            assert blend_mask is not None, "--lambda_mask needs the fakes' blend masks"
-            outside = 1.0 - region
             terms["G_mask"] = (
-                region_l1(blend_mask, torch.zeros_like(blend_mask), outside) * cfg.lambda_mask
+                region_l1(blend_mask, torch.zeros_like(blend_mask), 1.0 - region) * cfg.lambda_mask
+            )
+        if cfg.lambda_mask_in > 0:
+            terms["G_mask_in"] = (
+                region_l1(blend_mask, torch.ones_like(blend_mask), region) * cfg.lambda_mask_in
             )
     if pred_patch is not None:
         terms["G_GAN_patch"] = gan_loss(pred_patch, True, cfg.lsgan) * cfg.lambda_gan

@@ -226,7 +226,7 @@ def decode_fakes(
     G: Generator, enc_a: Encoding, alpha: torch.Tensor, with_mask: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """fake_k = G(A; 1, alpha_k) for every clip and target: (N*K, C, H, W), and with
-    ``with_mask`` the blend's mask of each (``--lambda_mask``; else None). The caller detaches
+    ``with_mask`` the blend's mask of each (the mask losses; else None). The caller detaches
     alpha (the original) or lets the image losses reach the encoders through it (--alpha_grad)."""
     return _with_mask(G.decode(enc_a, 1.0, alpha.flatten(), return_mask=with_mask), with_mask)
 
@@ -266,7 +266,7 @@ def decode_fakes_and_recs(
     G: Generator, enc_a: Encoding, enc_b: Encoding, alpha: torch.Tensor, with_mask: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """``decode_fakes`` and ``decode_recs`` as one batch (alpha as given, like decode_fakes),
-    and with ``with_mask`` the fakes' blend masks (``--lambda_mask``; else None)."""
+    and with ``with_mask`` the fakes' blend masks (the mask losses; else None)."""
     parts = [(enc_a, alpha.flatten()), (enc_b, None)]
     out, mask = _with_mask(G.decode_parts(parts, 1.0, return_mask=with_mask), with_mask)
     fake, rec = out.split(alpha.numel())
@@ -372,7 +372,7 @@ class Decoded:
     rec: torch.Tensor | None
     leaves: tuple[Encoding, Encoding] | None
     alpha_leaf: torch.Tensor | None = None
-    mask: torch.Tensor | None = None  # the fakes' blend masks, for --lambda_mask
+    mask: torch.Tensor | None = None  # the fakes' blend masks, for the mask losses
 
 
 def decode_for_step(
@@ -550,7 +550,7 @@ def train_step(
     still_shift = cfg.still_shift if cfg.lambda_still > 0 else 0.0
     joint = decode_jointly(batch["B"], cfg)
     dec = decode_for_step(
-        nets.G, batch, joint, so, still_shift, cfg.alpha_grad, cfg.lambda_mask > 0
+        nets.G, batch, joint, so, still_shift, cfg.alpha_grad, cfg.uses_blend_mask
     )
     sb = step_batch(batch, dec.fake, nets.D_patch is not None, nets.G.expressions > 1)
     out = {"D_alpha": d_alpha_step(nets, opts, dec.enc.alpha, cfg, so, sb.clip_head)}

@@ -56,10 +56,11 @@ def _check_config(cfg: TrainConfig) -> None:
         raise AffineGANError(
             f"--lambda_still {cfg.lambda_still} needs --still_shift above 0, e.g. 0.02"
         )
-    if cfg.lambda_mask > 0 and not cfg.blend:
-        raise AffineGANError(
-            f"--lambda_mask {cfg.lambda_mask} needs --blend: it weighs the blend's mask"
-        )
+    for flag in ("lambda_mask", "lambda_mask_in"):
+        if getattr(cfg, flag) > 0 and not cfg.blend:
+            raise AffineGANError(
+                f"--{flag} {getattr(cfg, flag)} needs --blend: it weighs the blend's mask"
+            )
     if cfg.warp and not cfg.blend:
         raise AffineGANError("--warp needs --blend: the mask chooses warped or drawn pixels")
     if cfg.fineSize > cfg.loadSize:
