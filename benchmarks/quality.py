@@ -392,6 +392,13 @@ def main() -> None:
         help="held-out clips scored (the first 6 are the benchmark's; more: a finer measure)",
     )
     a = ap.parse_args()
+    if a.test_clips != TEST_CLIPS and not a.eval_only:
+        raise SystemExit(
+            "--test_clips re-scores runs already trained: add --eval_only (training would "
+            "replace the benchmark's runs of the same names)"
+        )
+    if a.test_clips < TEST_CLIPS:
+        raise SystemExit(f"--test_clips {a.test_clips}: at least the benchmark's {TEST_CLIPS}")
     if a.reference and (a.preset or a.set):
         raise SystemExit("--reference trains the paper's method only: drop --preset and --set")
     if a.reference and not a.tag:

@@ -304,11 +304,13 @@ def test_lambda_mask_in_is_the_mean_of_the_closed_mask_inside_the_region():
 
 
 @pytest.mark.parametrize("joint", [True, False])
-def test_lambda_mask_trains_the_mask_head_alike_on_both_decode_paths(monkeypatch, joint):
+@pytest.mark.parametrize("weights", [(4.0, 0.0), (0.0, 1.5), (4.0, 1.5)])
+def test_lambda_mask_trains_the_mask_head_alike_on_both_decode_paths(monkeypatch, joint, weights):
     """The step's G_mask and G_mask_in are the losses of the masks of the fakes it decoded, on
-    either decode path, and their gradient reaches the mask head; without either no mask is
-    asked for."""
-    cfg = tiny_config(blend=True, lambda_mask=4.0, lambda_mask_in=1.5)
+    either decode path, and each one's gradient alone reaches the mask head; without either no
+    mask is asked for."""
+    w_out, w_in = weights
+    cfg = tiny_config(blend=True, lambda_mask=w_out, lambda_mask_in=w_in)
     monkeypatch.setattr(model, "JOINT_DECODE_MAX", 2**40 if joint else 0)
     torch.manual_seed(0)
     nets = build_nets(cfg)
@@ -339,17 +341,20 @@ def test_lambda_mask_trains_the_mask_head_alike_on_both_decode_paths(monkeypatch
     region = losses.expression_region(real, cond, cfg.region_threshold)
     outside = (1 - region).expand_as(masks[:n_fakes])
     assert 0 < outside.mean() < 1
-    expected = (masks[:n_fakes] * outside).sum() / outside.sum() * 4.0
-    torch.testing.assert_close(got["G_mask"], expected)
-    inside = region.expand_as(masks[:n_fakes])
-    expected_in = ((1 - masks[:n_fakes]) * inside).sum() / inside.sum() * 1.5
-    torch.testing.assert_close(got["G_mask_in"], expected_in)
+    inside = 1 - outside
+    if w_out:
+        expected = (masks[:n_fakes] * outside).sum() / outside.sum() * w_out
+        torch.testing.assert_close(got["G_mask"], expected)
+    if w_in:
+        expected_in = ((1 - masks[:n_fakes]) * inside).sum() / inside.sum() * w_in
+        torch.testing.assert_close(got["G_mask_in"], expected_in)
+    assert ("G_mask" in got) == bool(w_out) and ("G_mask_in" in got) == bool(w_in)
     seen.clear()
     torch.manual_seed(1)
     train_step(plain, sgd(plain), batch, replace(cfg, lambda_mask=0.0, lambda_mask_in=0.0))
     assert not seen
     head, plain_head = nets.G.model.up_mask.weight, plain.G.model.up_mask.weight
-    assert not torch.allclose(head, plain_head), "G_mask's gradient reaches the mask head"
+    assert not torch.allclose(head, plain_head), "the mask loss's gradient reaches the mask head"
 
 
 def test_lambda_gan_scales_both_adversarial_terms_only():

@@ -2,8 +2,8 @@
 
 docs/method.md, "Losses and the training step", writes out the paper's losses; the options beyond
 it (``--lambda_order``, ``--lambda_region``, ``--lambda_keep``, ``--lambda_mask``,
-``--lambda_position``, ``--lambda_still``) are off by default. Nothing here runs a network or a
-backward pass: ``model.train_step`` decides batching and backward order.
+``--lambda_mask_in``, ``--lambda_position``, ``--lambda_still``) are off by default. Nothing
+here runs a network or a backward pass: ``model.train_step`` decides batching and backward order.
 """
 
 from __future__ import annotations
