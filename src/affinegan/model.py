@@ -498,8 +498,8 @@ def backward_g(
 
 
 # G's terms that every step reports, in the order the loss line has listed them since the
-# original; the optional ones (region, keep, mask, patch, order, position, still) come before G's
-# total.
+# original; the optional ones (region, keep, mask, mask_in, patch, order, position, still) come
+# before G's total.
 G_TERMS = ("G_GAN_D1", "G_L1", "img_recons", "G_GAN_D_alpha")
 
 
