@@ -29,7 +29,9 @@ here),
 so that ``--steps`` chosen for the same CPU minutes shows what the original gives in that time.
 ``--seed`` seeds the training only: every seed is scored on the same renders. ``--test_clips N``
 (with ``--eval_only``, re-scoring runs already trained) scores N held-out clips, the benchmark's
-6 first: six clips leave a standard error of about 0.1 on a run's strength (docs/results.md).
+6 first: six clips leave a standard error of about 0.1 on a run's strength (docs/results.md),
+which the table prints after the region gain, strength and Spearman (``value ± error``, the
+spread over the clips scored; not the spread between training seeds or machines).
 docs/results.md has the measured effect of these.
 """
 
@@ -40,7 +42,9 @@ import json
 import math
 import multiprocessing as mp
 import queue
+import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -175,6 +179,7 @@ def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
             "train_cpu_s": cpu_s,
             "train_wall_s": wall_s,
             "summary": result["summary"],
+            "clip_se": clip_errors(result["clips"]),
         }
     )
 
@@ -256,6 +261,26 @@ COLUMNS: tuple[tuple[str, tuple[str, ...], int], ...] = (
 )
 
 
+# The per-clip figures whose standard error over the held-out clips follows the run's value in
+# the table: how far that value could move with other clips of the same renders (6 clips leave
+# about 0.1 on a strength; docs/results.md, "How much six held-out clips tell").
+CLIP_FIGURES: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "oracle_region_gain_peak": lambda clip: clip["oracle"]["region_gain_peak"],
+    "oracle_strength_peak": lambda clip: clip["oracle"]["strength_peak"],
+    "spearman": lambda clip: clip["intensity"]["spearman"],
+}
+
+
+def clip_errors(clips: list[dict[str, Any]]) -> dict[str, float | None]:
+    """The standard error of the mean over ``clips`` (an evaluation's per-clip records) of each
+    of ``CLIP_FIGURES``, from the clips where it is defined; None below two such clips."""
+    out: dict[str, float | None] = {}
+    for key, get in CLIP_FIGURES.items():
+        values = [float(v) for v in map(get, clips) if v is not None and math.isfinite(v)]
+        out[key] = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
+    return out
+
+
 def _f(v: Any, d: int) -> str:
     return "n/a" if v is None else f"{v:.{d}f}"
 
@@ -264,10 +289,15 @@ def _yes(met: bool | None) -> str:
     return {True: "yes", False: "no", None: "n/a"}[met]
 
 
-def _cells(fig: dict[str, float | None]) -> list[str]:
+def _cells(fig: dict[str, float | None], errors: dict[str, float | None]) -> list[str]:
+    """A row's cells; a figure with a standard error in ``errors`` reads "value ± error"."""
     cells = []
     for _, keys, d in COLUMNS:
         values = [_f(fig[k], d) for k in keys]
+        values = [
+            v if errors.get(k) is None else f"{v} ± {errors[k]:.2f}"
+            for v, k in zip(values, keys, strict=True)
+        ]
         cells.append(f"{values[0]} ({values[1]})" if keys[0] == "spearman" else " / ".join(values))
     return cells
 
@@ -277,7 +307,7 @@ def row_line(r: dict[str, Any]) -> str:
     fig = figures(r["summary"])
     cpu = None if r["train_cpu_s"] is None else r["train_cpu_s"] / 60
     met = "/".join(_yes(t.met(fig[t.key])) for t in PER_RUN)
-    cells = [r["name"], str(r["steps"]), _f(cpu, 1), *_cells(fig), met]
+    cells = [r["name"], str(r["steps"]), _f(cpu, 1), *_cells(fig, r.get("clip_se", {})), met]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -322,7 +352,7 @@ def table(rows: list[dict[str, Any]], with_targets: bool = True) -> str:
         figs = [figures(r["summary"]) for r in rows]
         means = {k: _mean([f[k] for f in figs]) for k in figs[0]}
         cpu = _mean([None if r["train_cpu_s"] is None else r["train_cpu_s"] / 60 for r in rows])
-        cells = [f"mean of {len(rows)}", "", _f(cpu, 1), *_cells(means), ""]
+        cells = [f"mean of {len(rows)}", "", _f(cpu, 1), *_cells(means, {}), ""]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     return f"{text}\n\n{target_table(rows)}" if with_targets else text
