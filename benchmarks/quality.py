@@ -2,6 +2,7 @@
 
     nice -n 19 python benchmarks/quality.py                      # 4 expressions, 6000 steps
     nice -n 19 python benchmarks/quality.py --expressions smile --steps 2000 --jobs 1
+    nice -n 19 python benchmarks/quality.py --preset expressive --seed 0,1   # the 4 x 2
 
 For each expression a fixed synthetic dataset is rendered (24 training clips, 6 test clips of
 held-out identities, 64 px, 8-30 frames, seed 0; ``render_dataset`` gives train and test
@@ -25,14 +26,14 @@ TrainConfig flag, off by default); ``--preset expressive`` with a named recipe o
 default Linear init) is a prototype passed to ``train.train`` as its ``build`` function;
 ``--reference`` trains the paper's method with the original code's call pattern
 (``reference.reference_train_step``: same losses and gradients, about 3x the CPU time per step
-here),
-so that ``--steps`` chosen for the same CPU minutes shows what the original gives in that time.
-``--seed`` seeds the training only: every seed is scored on the same renders. ``--test_clips N``
-(with ``--eval_only``, re-scoring runs already trained) scores N held-out clips, the benchmark's
-6 first: six clips leave a standard error of about 0.1 on a run's strength (docs/results.md),
-which the table prints after the region gain, strength and Spearman (``value ± error``, the
-spread over the clips scored; not the spread between training seeds or machines).
-docs/results.md has the measured effect of these.
+here), so that ``--steps`` chosen for the same CPU minutes shows what the original gives in that
+time. ``--seed`` seeds the training only: every seed is scored on the same renders; ``--seed 0,1``
+trains each expression once per seed and judges the targets over all the runs in one table (the
+4 x 2 of the issue). ``--test_clips N`` (with ``--eval_only``, re-scoring runs already trained)
+scores N held-out clips, the benchmark's 6 first: six clips leave a standard error of about 0.1 on
+a run's strength (docs/results.md), which the table prints after the region gain, strength and
+Spearman (``value ± error``, the spread over the clips scored; not the spread between training
+seeds or machines). docs/results.md has the measured effect of these.
 """
 
 from __future__ import annotations
@@ -137,23 +138,52 @@ def scored(name: str, test_clips: int) -> str:
     return name if test_clips == TEST_CLIPS else f"{name}_test{test_clips}"
 
 
-def train_and_evaluate(expr: str, a: dict[str, Any], q: Any) -> None:
+def rendered(out: Path, expr: str, size: int, test_clips: int) -> Path:
+    """The folder of an expression's renders under ``out``, rendered once (before the runs
+    that share it start, so that two seeds never render it at once)."""
+    from affinegan.data.synthetic import render_dataset
+
+    data = out / "data" / scored(sized(expr, size), test_clips)
+    if not (data / "test" / "meta").is_dir():
+        render_dataset(data, expr, CLIPS, test_clips, size, DATA_SEED)
+    return data
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seed``: one training seed or several, comma-separated, each at most once."""
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise SystemExit(
+            f"--seed {text}: give whole numbers, e.g. --seed 0 or --seed 0,1"
+        ) from None
+    if len(set(seeds)) < len(seeds) or min(seeds) < 0:
+        raise SystemExit(f"--seed {text}: each seed once, none negative")
+    return seeds
+
+
+def run_name(expr: str, tag: str, seed: int, several: bool, size: int = SIZE) -> str:
+    """A run's name: the expression and ``--tag``; when one command trains several seeds, each
+    seed but 0 adds ``_seed<n>`` (so ``--seed 0,1 --tag _x`` names the runs ``smile_x`` and
+    ``smile_x_seed1``, as ``--seed 1 --tag _x_seed1`` alone does)."""
+    suffix = f"_seed{seed}" if several and seed != 0 else ""
+    return sized(f"{expr}{tag}{suffix}", size)
+
+
+def train_and_evaluate(expr: str, seed: int, a: dict[str, Any], q: Any) -> None:
     """Child process: render, train (timed in CPU seconds), evaluate; report via ``q``."""
     import torch
 
     from affinegan.config import apply_preset
-    from affinegan.data.synthetic import render_dataset
     from affinegan.evaluate import EvalConfig, evaluate
     from affinegan.model import build_nets, train_step
     from affinegan.train import train
 
     torch.set_num_threads(a["threads"])
     out = Path(a["out"])
-    data = out / "data" / scored(sized(expr, a["size"]), a["test_clips"])
-    if not (data / "test" / "meta").is_dir():
-        render_dataset(data, expr, CLIPS, a["test_clips"], a["size"], DATA_SEED)
-    name = sized(f"{expr}{a['tag']}", a["size"])
-    cfg = bench_config(data, name, out, a["steps"], a["ngf"], a["seed"], a["overrides"], a["size"])
+    data = rendered(out, expr, a["size"], a["test_clips"])
+    name = run_name(expr, a["tag"], seed, len(a["seeds"]) > 1, a["size"])
+    cfg = bench_config(data, name, out, a["steps"], a["ngf"], seed, a["overrides"], a["size"])
     cfg = apply_preset(cfg, explicit=set(a["overrides"]) - {"preset"})
     cpu_s = wall_s = None
     if not a["eval_only"]:
@@ -404,9 +434,13 @@ def main() -> None:
         "--size", type=int, default=SIZE, choices=(64, 128, 256), help="frame size (unet_<size>)"
     )
     ap.add_argument("--ngf", type=int, default=16, help="generator and discriminator width")
-    ap.add_argument("--seed", type=int, default=0, help="training seed (the data: seed 0)")
+    ap.add_argument(
+        "--seed",
+        default="0",
+        help="training seed, or several (0,1: one table over every seed's runs; the data: seed 0)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training")
-    ap.add_argument("--jobs", type=int, default=2, help="expressions trained side by side")
+    ap.add_argument("--jobs", type=int, default=2, help="runs trained side by side")
     ap.add_argument("--set", nargs="*", default=[], help="TrainConfig overrides KEY=VALUE")
     ap.add_argument("--preset", default="", help="TrainConfig preset (--set values win)")
     ap.add_argument("--alpha_d_init", choices=("normal", "pytorch"), default="normal")
@@ -436,29 +470,35 @@ def main() -> None:
             "--reference needs a --tag (e.g. _reference), or it replaces the untagged runs"
         )
     sets = [*a.set, *([f"preset={a.preset}"] if a.preset else [])]
-    opts = {**vars(a), "overrides": parse_sets(sets)}
+    seeds = parse_seeds(a.seed)
+    opts = {**vars(a), "overrides": parse_sets(sets), "seeds": seeds}
     exprs = [e for e in a.expressions.split(",") if e]
+    runs = [(e, s) for s in seeds for e in exprs]  # seed by seed, the table's order
+    for expr in exprs:
+        rendered(Path(a.out), expr, a.size, a.test_clips)
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     rows: list[dict[str, Any]] = []
-    pending, procs = list(exprs), {}
+    several = len(seeds) > 1
+    names = [run_name(e, a.tag, seed, several, a.size) for e, seed in runs]
+    pending, procs = list(zip(names, runs, strict=True)), {}
     while pending or procs:
         while pending and len(procs) < a.jobs:
-            expr = pending.pop(0)
-            procs[expr] = ctx.Process(target=train_and_evaluate, args=(expr, opts, q))
-            procs[expr].start()
+            name, (expr, seed) = pending.pop(0)
+            procs[name] = ctx.Process(target=train_and_evaluate, args=(expr, seed, opts, q))
+            procs[name].start()
         try:
             r = q.get(timeout=10)
         except queue.Empty:
-            for expr, p in procs.items():
+            for name, p in procs.items():
                 if p.exitcode not in (None, 0):
-                    raise SystemExit(f"{expr}: benchmark process failed ({p.exitcode})") from None
+                    raise SystemExit(f"{name}: benchmark process failed ({p.exitcode})") from None
             continue
-        procs.pop(r["expression"]).join()
+        procs.pop(r["name"]).join()
         r["steps"] = a.steps
         rows.append(r)
         print(row_line(r), flush=True)
-    rows.sort(key=lambda r: exprs.index(r["expression"]))
+    rows.sort(key=lambda r: names.index(r["name"]))
     out = Path(a.out)
     trained = sized(f"quality{a.tag}", a.size)
     report = scored(trained, a.test_clips)
@@ -480,9 +520,7 @@ def main() -> None:
             "name": f"ideal {e}",
             "steps": "-",
             "train_cpu_s": None,
-            "summary": ideal_summary(
-                out / "data" / scored(sized(e, a.size), a.test_clips), e, a.size
-            ),
+            "summary": ideal_summary(rendered(out, e, a.size, a.test_clips), e, a.size),
         }
         for e in exprs
     ]

@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from quality import clip_errors, row_line
+from quality import clip_errors, parse_seeds, row_line, run_name
 
 
 def clip(strength: float, spearman: float | None, gain: float) -> dict:
@@ -47,3 +47,16 @@ def test_a_run_row_shows_each_oracle_figure_with_its_error():
     assert "| 0.800 / 0.700 ± 0.12 |" in line
     assert "| 0.900 (0.800) |" in line  # no error known: the value alone
     assert "±" not in row_line(run)  # reports saved before the errors existed still print
+
+
+def test_several_seeds_name_every_seed_but_0_as_the_docs_name_a_second_seed():
+    assert parse_seeds("0,1") == [0, 1] and parse_seeds("3") == [3]
+    assert [run_name("smile", "_x", s, several=True) for s in (0, 1)] == [
+        "smile_x",
+        "smile_x_seed1",
+    ]
+    assert run_name("smile", "_x_seed1", 1, several=False) == "smile_x_seed1"  # one seed: the tag
+    assert run_name("anger", "", 2, several=True, size=128) == "anger_seed2_128px"
+    for bad in ("0,0", "a", "-1", "0,"):
+        with pytest.raises(SystemExit, match="--seed"):
+            parse_seeds(bad)
