@@ -277,12 +277,14 @@ def test_lambda_mask_is_the_mean_blend_mask_outside_the_region():
     pred = torch.zeros(1, 1, 2, 2)
     inside = torch.zeros(1, 1, 8, 8)
     inside[:, :, 2:6, 2:6] = 1.0
-    assert losses.g_fake_terms(pred, None, real, real, cond, cfg, inside)["G_mask"] == 0
+    assert losses.g_fake_terms(pred, None, real, real, cond, cfg, (inside, real))["G_mask"] == 0
     spilled = inside.clone()
     spilled[:, :, 7, :] = 0.4  # 8 of the 48 pixels outside
-    mask = losses.g_fake_terms(pred, None, real, real, cond, cfg, spilled)["G_mask"]
+    mask = losses.g_fake_terms(pred, None, real, real, cond, cfg, (spilled, real))["G_mask"]
     torch.testing.assert_close(mask, torch.tensor(3.0 * 0.4 * 8 / 48))
-    plain = losses.g_fake_terms(pred, None, real, real, cond, tiny_config(blend=True), spilled)
+    plain = losses.g_fake_terms(
+        pred, None, real, real, cond, tiny_config(blend=True), (spilled, real)
+    )
     assert "G_mask" not in plain and "G_mask_in" not in plain
 
 
@@ -296,21 +298,47 @@ def test_lambda_mask_in_is_the_mean_of_the_closed_mask_inside_the_region():
     pred = torch.zeros(1, 1, 2, 2)
     mask = torch.full((1, 1, 8, 8), 0.7)  # outside: not this term's business
     mask[:, :, 2:6, 2:6] = 1.0
-    terms = losses.g_fake_terms(pred, None, real, real, cond, cfg, mask)
+    terms = losses.g_fake_terms(pred, None, real, real, cond, cfg, (mask, real))
     assert terms["G_mask_in"] == 0 and "G_mask" not in terms
     mask[:, :, 2:4, 2:6] = 0.5  # 8 of the 16 region pixels half open
-    got = losses.g_fake_terms(pred, None, real, real, cond, cfg, mask)["G_mask_in"]
+    got = losses.g_fake_terms(pred, None, real, real, cond, cfg, (mask, real))["G_mask_in"]
     torch.testing.assert_close(got, torch.tensor(2.0 * 0.5 * 8 / 16))
 
 
+def test_lambda_draw_is_the_region_l1_of_the_drawing_before_the_blend():
+    """G_draw = lambda_draw x the region L1 of the drawing the blend mixes with the input: a
+    perfect blended output does not excuse a drawing that is off inside the region, and what the
+    drawing does outside it costs nothing."""
+    cond = torch.zeros(1, 3, 8, 8)
+    real = cond.clone()
+    real[:, :, 3:5, 3:5] = 0.5  # the region: rows and columns 2-5 (16 pixels)
+    pred, mask = torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 8, 8)
+    drawing = real.clone()
+    drawing[:, :, 7, :] = 1.0  # outside: the mask hides it, and the loss ignores it
+    cfg = tiny_config(blend=True, lambda_draw=4.0)
+    terms = losses.g_fake_terms(pred, None, real, real, cond, cfg, (mask, drawing))
+    assert terms["G_draw"] == 0 and "G_mask" not in terms and "G_mask_in" not in terms
+    drawing[:, :, 2:6, 2:6] += 0.25  # every region pixel and channel off by 0.25
+    got = losses.g_fake_terms(pred, None, real, real, cond, cfg, (mask, drawing))
+    torch.testing.assert_close(got["G_draw"], torch.tensor(4.0 * 0.25))
+    assert got["G_L1"] == 0  # the blended output is the target: only the drawing pays
+    off = losses.g_fake_terms(
+        pred, None, real, real, cond, tiny_config(blend=True), (mask, drawing)
+    )
+    assert "G_draw" not in off
+
+
 @pytest.mark.parametrize("joint", [True, False])
-@pytest.mark.parametrize("weights", [(4.0, 0.0), (0.0, 1.5), (4.0, 1.5)])
+@pytest.mark.parametrize(
+    "weights", [(4.0, 0.0, 0.0), (0.0, 1.5, 0.0), (4.0, 1.5, 0.0), (0, 0, 2.0)]
+)
 def test_lambda_mask_trains_the_mask_head_alike_on_both_decode_paths(monkeypatch, joint, weights):
-    """The step's G_mask and G_mask_in are the losses of the masks of the fakes it decoded, on
-    either decode path, and each one's gradient alone reaches the mask head; without either no
+    """The step's G_mask, G_mask_in and G_draw are the losses of the masks and drawings of the
+    fakes it decoded, on either decode path; each mask loss's gradient alone reaches the mask
+    head, the drawing loss's the layer that draws and not the mask head; without any of them no
     mask is asked for."""
-    w_out, w_in = weights
-    cfg = tiny_config(blend=True, lambda_mask=w_out, lambda_mask_in=w_in)
+    w_out, w_in, w_draw = weights
+    cfg = tiny_config(blend=True, lambda_mask=w_out, lambda_mask_in=w_in, lambda_draw=w_draw)
     monkeypatch.setattr(model, "JOINT_DECODE_MAX", 2**40 if joint else 0)
     torch.manual_seed(0)
     nets = build_nets(cfg)
@@ -326,7 +354,7 @@ def test_lambda_mask_trains_the_mask_head_alike_on_both_decode_paths(monkeypatch
         def spy(*args, **kw):
             out = decode_parts(*args, **kw)
             if kw.get("return_mask"):
-                seen.append(out[1].detach())
+                seen.append((out[1].detach(), out[2].detach()))
             return out
 
         monkeypatch.setattr(G, "decode_parts", spy)
@@ -335,7 +363,7 @@ def test_lambda_mask_trains_the_mask_head_alike_on_both_decode_paths(monkeypatch
     spy_on(plain.G)
     torch.manual_seed(1)
     got = train_step(nets, sgd(nets), batch, cfg)
-    (masks,) = seen
+    ((masks, drawings),) = seen
     n_fakes = batch["B"].shape[0] * batch["B"].shape[1]
     real, cond = batch["B"].flatten(0, 1), repeat_each(batch["A"], batch["B"].shape[1])
     region = losses.expression_region(real, cond, cfg.region_threshold)
@@ -348,13 +376,23 @@ def test_lambda_mask_trains_the_mask_head_alike_on_both_decode_paths(monkeypatch
     if w_in:
         expected_in = ((1 - masks[:n_fakes]) * inside).sum() / inside.sum() * w_in
         torch.testing.assert_close(got["G_mask_in"], expected_in)
+    if w_draw:
+        expected_draw = losses.region_l1(drawings[:n_fakes], real, region) * w_draw
+        torch.testing.assert_close(got["G_draw"], expected_draw)
     assert ("G_mask" in got) == bool(w_out) and ("G_mask_in" in got) == bool(w_in)
+    assert ("G_draw" in got) == bool(w_draw)
     seen.clear()
     torch.manual_seed(1)
-    train_step(plain, sgd(plain), batch, replace(cfg, lambda_mask=0.0, lambda_mask_in=0.0))
+    no_maps = replace(cfg, lambda_mask=0.0, lambda_mask_in=0.0, lambda_draw=0.0)
+    train_step(plain, sgd(plain), batch, no_maps)
     assert not seen
     head, plain_head = nets.G.model.up_mask.weight, plain.G.model.up_mask.weight
-    assert not torch.allclose(head, plain_head), "the mask loss's gradient reaches the mask head"
+    draws, plain_draws = nets.G.model.up_all[1].weight, plain.G.model.up_all[1].weight
+    if w_out or w_in:
+        assert not torch.allclose(head, plain_head), "the mask loss's gradient reaches the head"
+    else:
+        torch.testing.assert_close(head, plain_head)  # the drawing loss leaves the mask alone
+        assert not torch.allclose(draws, plain_draws), "the drawing loss reaches the drawing"
 
 
 def test_lambda_gan_scales_both_adversarial_terms_only():

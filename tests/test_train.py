@@ -170,6 +170,10 @@ def test_resume_exact_with_a_ragged_last_batch(data, tmp_path):
         (["--lambda_still", "2", "--still_shift", "0"], "needs --still_shift above 0"),
         (["--lambda_mask", "5"], "--lambda_mask 5.0 needs --blend"),
         (["--lambda_mask_in", "2"], "--lambda_mask_in 2.0 needs --blend"),
+        (
+            ["--lambda_draw", "50"],
+            "--lambda_draw 50.0 needs --blend: it weighs the blend's drawing",
+        ),
         (["--color_jitter", "-0.1"], "--color_jitter -0.1"),
         (["--alpha_levels", "skips"], "--alpha_levels 'skips'"),
     ],

@@ -222,6 +222,13 @@ class TrainConfig(ProcessOptions, ModelOptions):
         "there the drawn pixels are used, not faded into the input (not in the original; 0 = off)",
         min=0,
     )
+    lambda_draw: float = _opt(
+        0.0,
+        "with --blend, weight of an L1 loss over the expression region on the drawing the blend "
+        "mixes with the input: the drawing itself must match the target there, so it can be "
+        "shown rather than faded (not in the original; 0 = off)",
+        min=0,
+    )
     region_threshold: float = _opt(
         20.0,
         "grey levels (0-255) a target pixel must leave the input's nearby values by to be in "
@@ -267,9 +274,9 @@ class TrainConfig(ProcessOptions, ModelOptions):
         return not self.no_patch
 
     @property
-    def uses_blend_mask(self) -> bool:
-        """Whether a loss weighs the blend's mask, so the step must decode it."""
-        return self.lambda_mask > 0 or self.lambda_mask_in > 0
+    def uses_blend_maps(self) -> bool:
+        """Whether a loss weighs the blend's mask or drawing, so the step must decode them."""
+        return self.lambda_mask > 0 or self.lambda_mask_in > 0 or self.lambda_draw > 0
 
     @property
     def last_epoch(self) -> int:

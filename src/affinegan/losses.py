@@ -2,8 +2,9 @@
 
 docs/method.md, "Losses and the training step", writes out the paper's losses; the options beyond
 it (``--lambda_order``, ``--lambda_region``, ``--lambda_keep``, ``--lambda_mask``,
-``--lambda_mask_in``, ``--lambda_position``, ``--lambda_still``) are off by default. Nothing
-here runs a network or a backward pass: ``model.train_step`` decides batching and backward order.
+``--lambda_mask_in``, ``--lambda_draw``, ``--lambda_position``, ``--lambda_still``) are off by
+default. Nothing here runs a network or a backward pass: ``model.train_step`` decides batching
+and backward order.
 """
 
 from __future__ import annotations
@@ -50,12 +51,13 @@ def g_fake_terms(
     real: torch.Tensor,
     cond: torch.Tensor,
     cfg: TrainConfig,
-    blend_mask: torch.Tensor | None = None,
+    blend: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Step 4's terms on the fakes ("Losses and the training step"): GAN(D), lambda_L1 * L1,
     with ``--lambda_region`` the region L1, with ``--lambda_keep`` the L1 to the input outside
-    the region, with ``--lambda_mask`` the mean of the fakes' ``blend_mask`` there and with
-    ``--lambda_mask_in`` the mean of ``1 - blend_mask`` inside the region, with masks
+    the region, with ``--lambda_mask`` the mean there of the fakes' blend mask (``blend``: the
+    masks and the drawings they mix with the input), with ``--lambda_mask_in`` the mean of
+    1 - mask inside the region, with ``--lambda_draw`` the region L1 of the drawings, with masks
     GAN(D_patch); the GAN terms times ``--lambda_gan`` (1 in the original). Their sum is G's
     loss on the fakes (``total``)."""
     fake = fake.to(real.dtype)
@@ -63,14 +65,15 @@ def g_fake_terms(
         "G_GAN_D1": gan_loss(pred, True, cfg.lsgan) * cfg.lambda_gan,
         "G_L1": F.l1_loss(fake, real) * cfg.lambda_L1,
     }
-    if cfg.lambda_region > 0 or cfg.lambda_keep > 0 or cfg.uses_blend_mask:
+    if cfg.lambda_region > 0 or cfg.lambda_keep > 0 or cfg.uses_blend_maps:
         region = expression_region(real, cond, cfg.region_threshold)
         if cfg.lambda_region > 0:
             terms["G_region"] = region_l1(fake, real, region) * cfg.lambda_region
         if cfg.lambda_keep > 0:
             terms["G_keep"] = region_l1(fake, cond, 1.0 - region) * cfg.lambda_keep
-        if cfg.uses_blend_mask:
-            assert blend_mask is not None, "--lambda_mask(_in) needs the fakes' blend masks"
+        if cfg.uses_blend_maps:
+            assert blend is not None, "--lambda_mask(_in) and --lambda_draw need the blend's maps"
+            blend_mask, drawing = blend
         if cfg.lambda_mask > 0:
             terms["G_mask"] = (
                 region_l1(blend_mask, torch.zeros_like(blend_mask), 1.0 - region) * cfg.lambda_mask
@@ -81,6 +84,8 @@ def g_fake_terms(
             )
     if pred_patch is not None:
         terms["G_GAN_patch"] = gan_loss(pred_patch, True, cfg.lsgan) * cfg.lambda_gan
+    if cfg.lambda_draw > 0:
+        terms["G_draw"] = region_l1(drawing.to(real.dtype), real, region) * cfg.lambda_draw
     return terms
 
 

@@ -222,22 +222,27 @@ def encode_batch(
     return Encoded(enc_a, enc_b, alpha, infer_alpha(f0, fr, fs.unsqueeze(1)).squeeze(1))
 
 
+# A --blend generator's mask and the drawing it mixes with the input, for each decoded image.
+BlendMaps = tuple[torch.Tensor, torch.Tensor]
+
+
 def decode_fakes(
-    G: Generator, enc_a: Encoding, alpha: torch.Tensor, with_mask: bool = False
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+    G: Generator, enc_a: Encoding, alpha: torch.Tensor, with_blend: bool = False
+) -> tuple[torch.Tensor, BlendMaps | None]:
     """fake_k = G(A; 1, alpha_k) for every clip and target: (N*K, C, H, W), and with
-    ``with_mask`` the blend's mask of each (the mask losses; else None). The caller detaches
-    alpha (the original) or lets the image losses reach the encoders through it (--alpha_grad)."""
-    return _with_mask(G.decode(enc_a, 1.0, alpha.flatten(), return_mask=with_mask), with_mask)
+    ``with_blend`` the blend's mask and drawing of each (the mask and drawing losses; else None).
+    The caller detaches alpha (the original) or lets the image losses reach the encoders through
+    it (--alpha_grad)."""
+    return _with_blend(G.decode(enc_a, 1.0, alpha.flatten(), return_mask=with_blend), with_blend)
 
 
-def _with_mask(
-    out: torch.Tensor | tuple[torch.Tensor, ...], with_mask: bool
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A decoder's output as (images, mask or None), whether it was asked for the mask or not."""
-    if with_mask:
-        images, mask = out
-        return images, mask
+def _with_blend(
+    out: torch.Tensor | tuple[torch.Tensor, ...], with_blend: bool
+) -> tuple[torch.Tensor, BlendMaps | None]:
+    """A decoder's output as (images, (mask, drawing) or None), whether it was asked for them."""
+    if with_blend:
+        images, mask, drawing = out
+        return images, (mask, drawing)
     assert torch.is_tensor(out)
     return out, None
 
@@ -263,14 +268,15 @@ def decode_jointly(B: torch.Tensor, cfg: TrainConfig) -> bool:
 
 
 def decode_fakes_and_recs(
-    G: Generator, enc_a: Encoding, enc_b: Encoding, alpha: torch.Tensor, with_mask: bool = False
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    G: Generator, enc_a: Encoding, enc_b: Encoding, alpha: torch.Tensor, with_blend: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, BlendMaps | None]:
     """``decode_fakes`` and ``decode_recs`` as one batch (alpha as given, like decode_fakes),
-    and with ``with_mask`` the fakes' blend masks (the mask losses; else None)."""
+    and with ``with_blend`` the fakes' blend masks and drawings (else None)."""
     parts = [(enc_a, alpha.flatten()), (enc_b, None)]
-    out, mask = _with_mask(G.decode_parts(parts, 1.0, return_mask=with_mask), with_mask)
-    fake, rec = out.split(alpha.numel())
-    return fake, rec, None if mask is None else mask[: alpha.numel()]
+    out, blend = _with_blend(G.decode_parts(parts, 1.0, return_mask=with_blend), with_blend)
+    n = alpha.numel()
+    fake, rec = out.split(n)
+    return fake, rec, None if blend is None else (blend[0][:n], blend[1][:n])
 
 
 @dataclass
@@ -372,7 +378,7 @@ class Decoded:
     rec: torch.Tensor | None
     leaves: tuple[Encoding, Encoding] | None
     alpha_leaf: torch.Tensor | None = None
-    mask: torch.Tensor | None = None  # the fakes' blend masks, for the mask losses
+    blend: BlendMaps | None = None  # the fakes' blend masks and drawings, for their losses
 
 
 def decode_for_step(
@@ -382,12 +388,12 @@ def decode_for_step(
     so: StepOptions,
     still_shift: float = 0.0,
     alpha_grad: bool = False,
-    with_mask: bool = False,
+    with_blend: bool = False,
 ) -> Decoded:
     """Encode the batch and decode the fakes (with the reconstructions when ``joint``); with
     ``still_shift`` > 0 also infer the alphas of the neutral faces moved that far; with
     ``alpha_grad`` the fakes keep the alphas' graph (the image losses train the encoders
-    through them); with ``with_mask`` the fakes' blend masks come too."""
+    through them); with ``with_blend`` the fakes' blend masks and drawings come too."""
     expression = batch["expression"] if G.expressions > 1 else None
     A = batch["A"]
     with so.autocast(A.device):
@@ -395,13 +401,13 @@ def decode_for_step(
         enc = encode_batch(G, A, batch["B"], expression, still)
         alpha = enc.alpha if alpha_grad else enc.alpha.detach()
         if joint:
-            fake, rec, mask = decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, alpha, with_mask)
-            return Decoded(enc, fake, rec, None, mask=mask)
+            fake, rec, blend = decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, alpha, with_blend)
+            return Decoded(enc, fake, rec, None, blend=blend)
         leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
         leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_(t.requires_grad))
         leaf = enc.alpha.detach().requires_grad_(alpha.requires_grad) if alpha_grad else None
-        fake, mask = decode_fakes(G, leaf_a, alpha if leaf is None else leaf, with_mask)
-        return Decoded(enc, fake, None, (leaf_a, leaf_b), leaf, mask)
+        fake, blend = decode_fakes(G, leaf_a, alpha if leaf is None else leaf, with_blend)
+        return Decoded(enc, fake, None, (leaf_a, leaf_b), leaf, blend)
 
 
 def update(net: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, so: StepOptions) -> None:
@@ -498,8 +504,8 @@ def backward_g(
 
 
 # G's terms that every step reports, in the order the loss line has listed them since the
-# original; the optional ones (region, keep, mask, mask_in, patch, order, position, still) come
-# before G's total.
+# original; the optional ones (region, keep, mask, mask_in, patch, draw, order, position, still)
+# come before G's total.
 G_TERMS = ("G_GAN_D1", "G_L1", "img_recons", "G_GAN_D_alpha")
 
 
@@ -516,7 +522,7 @@ def g_step(
     if nets.D_patch is not None:
         assert sb.patch is not None
         pred_patch = pair_scores(nets.D_patch, sb.patch[0], (sb.patch[1],), so, sb.head)
-    fake_terms = losses.g_fake_terms(pred, pred_patch, sb.fake, sb.real, sb.cond, cfg, dec.mask)
+    fake_terms = losses.g_fake_terms(pred, pred_patch, sb.fake, sb.real, sb.cond, cfg, dec.blend)
     alpha = dec.enc.alpha
     (pred_alpha,) = alpha_scores(nets.D_alpha, (alpha,), so, sb.clip_head)
     loss_alpha, alpha_terms = losses.g_alpha_loss(
@@ -550,7 +556,7 @@ def train_step(
     still_shift = cfg.still_shift if cfg.lambda_still > 0 else 0.0
     joint = decode_jointly(batch["B"], cfg)
     dec = decode_for_step(
-        nets.G, batch, joint, so, still_shift, cfg.alpha_grad, cfg.uses_blend_mask
+        nets.G, batch, joint, so, still_shift, cfg.alpha_grad, cfg.uses_blend_maps
     )
     sb = step_batch(batch, dec.fake, nets.D_patch is not None, nets.G.expressions > 1)
     out = {"D_alpha": d_alpha_step(nets, opts, dec.enc.alpha, cfg, so, sb.clip_head)}

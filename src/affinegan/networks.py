@@ -389,7 +389,8 @@ class Generator(nn.Module):
         """Decode ``b * base + t * res`` at every level; ``b``/``t`` may hold a value per sample,
         or K per sample (N*K: each sample decoded at its K values in a row). ``return_feature``
         adds the original's feature, the bottleneck's, whatever ``alpha_levels`` says (intensities
-        are inferred with ``feature``); ``return_mask`` (``--blend``) then the blend's mask.
+        are inferred with ``feature``); ``return_mask`` (``--blend``) then the blend's mask and
+        the drawing it mixes with the input (the mask and drawing losses).
 
         ``t=None`` decodes the base stream alone (the original's ``G(x; 1, 0)`` up to 0 * res).
         """
@@ -429,7 +430,7 @@ class Generator(nn.Module):
         for i in range(len(self._levels) - 1, 0, -1):
             x = torch.cat([_cat(mix(i - 1)), h], 1)
             h = self._levels[i - 1].up_all(x)
-        m = None
+        m = drawing = None
         if self.blend:
             images = []
             for (e, _), fp in zip(parts, fs, strict=True):
@@ -441,8 +442,8 @@ class Generator(nn.Module):
             if self.warp:
                 image = warp_image(image, self.model.up_flow(x))
             m = torch.sigmoid(self.model.up_mask(x))
-            h = m * h + (1 - m) * image
-        extra = ([torch.relu(f)] if return_feature else []) + ([m] if return_mask else [])
+            drawing, h = h, m * h + (1 - m) * image
+        extra = ([torch.relu(f)] if return_feature else []) + ([m, drawing] if return_mask else [])
         return (h, *extra) if extra else h
 
     def forward(

@@ -56,10 +56,14 @@ def _check_config(cfg: TrainConfig) -> None:
         raise AffineGANError(
             f"--lambda_still {cfg.lambda_still} needs --still_shift above 0, e.g. 0.02"
         )
-    for flag in ("lambda_mask", "lambda_mask_in"):
+    for flag, what in (
+        ("lambda_mask", "mask"),
+        ("lambda_mask_in", "mask"),
+        ("lambda_draw", "drawing"),
+    ):
         if getattr(cfg, flag) > 0 and not cfg.blend:
             raise AffineGANError(
-                f"--{flag} {getattr(cfg, flag)} needs --blend: it weighs the blend's mask"
+                f"--{flag} {getattr(cfg, flag)} needs --blend: it weighs the blend's {what}"
             )
     if cfg.warp and not cfg.blend:
         raise AffineGANError("--warp needs --blend: the mask chooses warped or drawn pixels")
