@@ -353,7 +353,7 @@ def test_lambda_mask_trains_the_mask_head_alike_on_both_decode_paths(monkeypatch
 
         def spy(*args, **kw):
             out = decode_parts(*args, **kw)
-            if kw.get("return_mask"):
+            if kw.get("return_blend"):
                 seen.append((out[1].detach(), out[2].detach()))
             return out
 

@@ -233,7 +233,7 @@ def decode_fakes(
     ``with_blend`` the blend's mask and drawing of each (the mask and drawing losses; else None).
     The caller detaches alpha (the original) or lets the image losses reach the encoders through
     it (--alpha_grad)."""
-    return _with_blend(G.decode(enc_a, 1.0, alpha.flatten(), return_mask=with_blend), with_blend)
+    return _with_blend(G.decode(enc_a, 1.0, alpha.flatten(), return_blend=with_blend), with_blend)
 
 
 def _with_blend(
@@ -273,7 +273,7 @@ def decode_fakes_and_recs(
     """``decode_fakes`` and ``decode_recs`` as one batch (alpha as given, like decode_fakes),
     and with ``with_blend`` the fakes' blend masks and drawings (else None)."""
     parts = [(enc_a, alpha.flatten()), (enc_b, None)]
-    out, blend = _with_blend(G.decode_parts(parts, 1.0, return_mask=with_blend), with_blend)
+    out, blend = _with_blend(G.decode_parts(parts, 1.0, return_blend=with_blend), with_blend)
     n = alpha.numel()
     fake, rec = out.split(n)
     return fake, rec, None if blend is None else (blend[0][:n], blend[1][:n])

@@ -384,18 +384,18 @@ class Generator(nn.Module):
         b: float | torch.Tensor = 1.0,
         t: float | torch.Tensor | None = None,
         return_feature: bool = False,
-        return_mask: bool = False,
+        return_blend: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """Decode ``b * base + t * res`` at every level; ``b``/``t`` may hold a value per sample,
         or K per sample (N*K: each sample decoded at its K values in a row). ``return_feature``
         adds the original's feature, the bottleneck's, whatever ``alpha_levels`` says (intensities
-        are inferred with ``feature``); ``return_mask`` (``--blend``) then the blend's mask and
+        are inferred with ``feature``); ``return_blend`` (``--blend``) then the blend's mask and
         the drawing it mixes with the input (the mask and drawing losses).
 
         ``t=None`` decodes the base stream alone (the original's ``G(x; 1, 0)`` up to 0 * res).
         """
         return self.decode_parts(
-            [(enc, t)], b, return_feature=return_feature, return_mask=return_mask
+            [(enc, t)], b, return_feature=return_feature, return_blend=return_blend
         )
 
     def decode_parts(
@@ -403,14 +403,14 @@ class Generator(nn.Module):
         parts: Sequence[tuple[Encoding, float | torch.Tensor | None]],
         b: float | torch.Tensor = 1.0,
         return_feature: bool = False,
-        return_mask: bool = False,
+        return_blend: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """``decode(enc, b, t)`` of every ``(enc, t)`` part as one batch, in order. Each part is
         mixed on its own at every level and only the mixes are joined, so no joined copy of the
         encodings is ever held. ``b`` is one number for all parts."""
         if len(parts) > 1 and torch.is_tensor(b) and b.numel() > 1:
             raise ValueError("decode_parts takes one b for all parts, not one per sample")
-        if return_mask and not self.blend:
+        if return_blend and not self.blend:
             raise ValueError("only a --blend generator has a mask to return")
         coefs = [(e, self._coef(b, e.bottom_base), self._coef(t, e.bottom_base)) for e, t in parts]
 
@@ -443,7 +443,7 @@ class Generator(nn.Module):
                 image = warp_image(image, self.model.up_flow(x))
             m = torch.sigmoid(self.model.up_mask(x))
             drawing, h = h, m * h + (1 - m) * image
-        extra = ([torch.relu(f)] if return_feature else []) + ([m, drawing] if return_mask else [])
+        extra = ([torch.relu(f)] if return_feature else []) + ([m, drawing] if return_blend else [])
         return (h, *extra) if extra else h
 
     def forward(
