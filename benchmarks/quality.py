@@ -10,8 +10,8 @@ disjoint identities), a model is trained for a fixed number of steps at 64 px (u
 masks on, the original's losses and defaults otherwise; ``--size 128`` for unet_128 on 128 px
 renders, same seed) in a process of its own, and
 ``affinegan.evaluate`` scores it on the test clips. The table reports the figures the targets
-are stated in, and the CPU time of each training (single-threaded by default so several
-expressions can train side by side on a small machine).
+are stated in, and the CPU time of each training (single-threaded by default so several runs
+can train side by side on a small machine).
 
 Targets (issue 11), judged over a table's runs: region gain (the oracle video's region PSNR
 above copying the input, at the peak third; see the ``affinegan.evaluate`` docstring) >= 3 dB
@@ -32,8 +32,9 @@ trains each expression once per seed and judges the targets over all the runs in
 4 x 2 of the issue). ``--test_clips N`` (with ``--eval_only``, re-scoring runs already trained)
 scores N held-out clips, the benchmark's 6 first: six clips leave a standard error of about 0.1 on
 a run's strength (docs/results.md), which the table prints after the region gain, strength and
-Spearman (``value ± error``, the spread over the clips scored; not the spread between training
-seeds or machines). docs/results.md has the measured effect of these.
+Spearman (``value ± error``, the standard error of the mean over the clips scored; not the spread
+between training seeds or machines); several seeds write ``quality<tag>_seeds0-1.md``.
+docs/results.md has the measured effect of these.
 """
 
 from __future__ import annotations
@@ -166,12 +167,17 @@ def run_name(expr: str, tag: str, seed: int, several: bool, size: int = SIZE) ->
     """A run's name: the expression and ``--tag``; when one command trains several seeds, each
     seed but 0 adds ``_seed<n>`` (so ``--seed 0,1 --tag _x`` names the runs ``smile_x`` and
     ``smile_x_seed1``, as ``--seed 1 --tag _x_seed1`` alone does)."""
-    suffix = f"_seed{seed}" if several and seed != 0 else ""
-    return sized(f"{expr}{tag}{suffix}", size)
+    return sized(f"{expr}{tag}{run_suffix(seed, several)}", size)
+
+
+def run_suffix(seed: int, several: bool) -> str:
+    """What ``run_name`` adds after the tag: ``_seed<n>`` for a seed but 0 of several."""
+    return f"_seed{seed}" if several and seed != 0 else ""
 
 
 def train_and_evaluate(expr: str, seed: int, a: dict[str, Any], q: Any) -> None:
-    """Child process: render, train (timed in CPU seconds), evaluate; report via ``q``."""
+    """Child process: train (timed in CPU seconds) on the parent's renders, evaluate; report via
+    ``q``."""
     import torch
 
     from affinegan.config import apply_preset
@@ -429,7 +435,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench_quality", help="data, checkpoints and reports")
     ap.add_argument("--expressions", default="smile,surprise,anger,blink")
-    ap.add_argument("--steps", type=int, default=6000, help="training steps per expression")
+    ap.add_argument("--steps", type=int, default=6000, help="training steps per run")
     ap.add_argument(
         "--size", type=int, default=SIZE, choices=(64, 128, 256), help="frame size (unet_<size>)"
     )
@@ -500,12 +506,19 @@ def main() -> None:
         print(row_line(r), flush=True)
     rows.sort(key=lambda r: names.index(r["name"]))
     out = Path(a.out)
-    trained = sized(f"quality{a.tag}", a.size)
+    seeds_tag = "_seeds" + "-".join(map(str, seeds)) if several else ""
+    trained = sized(f"quality{a.tag}{seeds_tag}", a.size)
     report = scored(trained, a.test_clips)
     saved = out / f"{report}.json"
-    timed = saved if saved.is_file() else out / f"{trained}.json"  # the runs' own report
-    if a.eval_only and timed.is_file():  # keep the training times of the run being re-scored
-        before = {r["name"]: r for r in json.loads(timed.read_text())}
+    if a.eval_only:  # keep the training times of the runs being re-scored, from their reports
+        own = [saved, out / f"{trained}.json"]
+        single = [
+            out / f"{sized(f'quality{a.tag}{run_suffix(s, several)}', a.size)}.json" for s in seeds
+        ]
+        before: dict[str, dict[str, Any]] = {}
+        for path in reversed([*own, *single]):  # the first report that names a run wins
+            if path.is_file():
+                before.update({r["name"]: r for r in json.loads(path.read_text())})
         for r in rows:
             for key in ("train_cpu_s", "train_wall_s"):
                 r[key] = before.get(r["name"], {}).get(key)

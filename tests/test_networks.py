@@ -164,6 +164,28 @@ def test_blend_mixes_the_input_by_the_mask():
         Generator("unet_64", ngf=4, output_nc=1, blend=True)
 
 
+def test_the_blend_returns_its_mask_and_the_drawing_it_mixes_with_the_input():
+    """``return_blend``: after the images (and the feature, when asked), the mask m and the
+    drawing d the images are made of, m * d + (1 - m) * input; d is the plain decoder's output."""
+    torch.manual_seed(0)
+    plain = Generator("unet_64", ngf=4).eval()
+    G = Generator("unet_64", ngf=4, blend=True).eval()
+    G.load_state_dict({**G.state_dict(), **plain.state_dict()})
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    alphas = torch.tensor([0.2, 0.9])
+    with torch.no_grad():
+        out, feat, mask, drawing = G.decode(
+            G.encode(x), 1.0, alphas, return_feature=True, return_blend=True
+        )
+        plain_out, plain_feat = plain.decode(plain.encode(x), 1.0, alphas, return_feature=True)
+    assert mask.shape == (2, 1, 64, 64) and mask.min() > 0 and mask.max() < 1
+    torch.testing.assert_close(drawing, plain_out)
+    torch.testing.assert_close(feat, plain_feat)
+    torch.testing.assert_close(out, mask * drawing + (1 - mask) * x)
+    with pytest.raises(ValueError, match="a mask and a drawing"):
+        plain.decode(plain.encode(x), 1.0, alphas, return_blend=True)
+
+
 def test_training_noise_only_in_training_mode():
     G = Generator("unet_64", ngf=4, dropout=False)
     x = torch.randn(1, 3, 64, 64)

@@ -57,10 +57,13 @@ def g_fake_terms(
     with ``--lambda_region`` the region L1, with ``--lambda_keep`` the L1 to the input outside
     the region, with ``--lambda_mask`` the mean there of the fakes' blend mask (``blend``: the
     masks and the drawings they mix with the input), with ``--lambda_mask_in`` the mean of
-    1 - mask inside the region, with ``--lambda_draw`` the region L1 of the drawings, with masks
-    GAN(D_patch); the GAN terms times ``--lambda_gan`` (1 in the original). Their sum is G's
+    1 - mask inside the region, with mouth masks GAN(D_patch), with ``--lambda_draw`` the region
+    L1 of the drawings; the GAN terms times ``--lambda_gan`` (1 in the original). Their sum is G's
     loss on the fakes (``total``)."""
     fake = fake.to(real.dtype)
+    if cfg.uses_blend_maps:
+        assert blend is not None, "--lambda_mask(_in) and --lambda_draw need the blend's maps"
+    blend_mask, drawing = blend if blend is not None else (None, None)
     terms = {
         "G_GAN_D1": gan_loss(pred, True, cfg.lsgan) * cfg.lambda_gan,
         "G_L1": F.l1_loss(fake, real) * cfg.lambda_L1,
@@ -71,9 +74,6 @@ def g_fake_terms(
             terms["G_region"] = region_l1(fake, real, region) * cfg.lambda_region
         if cfg.lambda_keep > 0:
             terms["G_keep"] = region_l1(fake, cond, 1.0 - region) * cfg.lambda_keep
-        if cfg.uses_blend_maps:
-            assert blend is not None, "--lambda_mask(_in) and --lambda_draw need the blend's maps"
-            blend_mask, drawing = blend
         if cfg.lambda_mask > 0:
             terms["G_mask"] = (
                 region_l1(blend_mask, torch.zeros_like(blend_mask), 1.0 - region) * cfg.lambda_mask
@@ -84,7 +84,7 @@ def g_fake_terms(
             )
     if pred_patch is not None:
         terms["G_GAN_patch"] = gan_loss(pred_patch, True, cfg.lsgan) * cfg.lambda_gan
-    if cfg.lambda_draw > 0:
+    if drawing is not None and cfg.lambda_draw > 0:  # last: the sum's order its runs were made with
         terms["G_draw"] = region_l1(drawing.to(real.dtype), real, region) * cfg.lambda_draw
     return terms
 

@@ -411,7 +411,7 @@ class Generator(nn.Module):
         if len(parts) > 1 and torch.is_tensor(b) and b.numel() > 1:
             raise ValueError("decode_parts takes one b for all parts, not one per sample")
         if return_blend and not self.blend:
-            raise ValueError("only a --blend generator has a mask to return")
+            raise ValueError("only a --blend generator has a mask and a drawing to return")
         coefs = [(e, self._coef(b, e.bottom_base), self._coef(t, e.bottom_base)) for e, t in parts]
 
         def mix(i: int | None) -> list[torch.Tensor]:  # per part: level i's skips or the bottleneck
