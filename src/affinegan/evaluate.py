@@ -51,7 +51,17 @@ frames 1..N-1 the ground truth):
    over frames 1..N-1 (region_psnr_mean, region_gain) and over the peak third (*_peak). A
    clip whose truth never changes beyond the threshold has an empty region: its region
    figures are null, and the summary counts it (region_empty).
-7. Summary figures are means over clips of the per-clip means (each clip counts once);
+7. Real faces (with face tools, not --no_faces): dlib's 68 landmarks of the input, the last
+   truth frame and every generated frame give the expression's geometry (mouth width, corner
+   lift, mouth opening, eye opening, brow height, in outer-eye-corner distances, the face
+   levelled), each reported as the generated peak's change from the input over the truth's
+   change (1 = as much as the real expression; none where the truth moves under 0.01, mouth
+   opening only where the truth's lips part by 0.05); the identity distance of the generated
+   peak to the input beside the truth's own; the face's sharpness at 256 px (variance of the
+   Laplacian inside the landmarks' box) over the input's; faces found in the generated
+   frames; the alpha-0 error (mean absolute level difference to the input). Summarised as
+   medians over clips (face_*), robust to a failed landmark fit (face_geometry.py).
+8. Summary figures are means over clips of the per-clip means (each clip counts once);
    undefined values (no face found, no true intensities, an empty region) are left out and
    stored as null.
 
@@ -76,6 +86,8 @@ from .command_options import EvalConfig
 from .data.dataset import Clip, scan_clips
 from .data.images import image_to_tensor, load_rgb
 from .errors import AffineGANError
+from .face_geometry import real_face_figures
+from .face_geometry import summarize as summarize_faces
 from .generate import animate, load_generator, set_mode
 from .model import infer_alpha
 from .networks import Generator
@@ -223,6 +235,7 @@ def evaluate_clip(
         rec["input_face_found"] = ident.pop("input_face_found")
         for key, values in ident.items():
             rec[key].update(values)
+        rec["real_face"] = real_face_figures(frames[0], frames[-1], list(generated))
     return rec, {"truth": frames, "schedule": matched, "oracle": oracle}
 
 
@@ -291,12 +304,21 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
             "train_config": ckpt.read_config(cfg.run_dir) or {},
         },
         "protocol": protocol_text(),
-        "summary": summarize(records),
+        "summary": _summary(records),
         "clips": records,
     }
     result = jsonable(result)
     write_reports(result, cfg.json_path, videos)
     return result
+
+
+def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The clip means, plus the real-face medians (``face_*``) where faces were measured."""
+    out: dict[str, Any] = summarize(records)
+    if any("real_face" in r for r in records):
+        faces = summarize_faces([r.get("real_face") for r in records])
+        out.update({f"face_{k}": v for k, v in faces.items()})
+    return out
 
 
 def protocol_text() -> str:

@@ -76,6 +76,16 @@ SUMMARY_METRICS: tuple[tuple[str, str, str | None, int], ...] = (
     ("faces_missing_gt", "truth frames without a detected face", None, 0),
     ("faces_missing_generated", "generated frames without a detected face", "lower", 0),
     ("faces_missing_oracle", "oracle frames without a detected face", "lower", 0),
+    ("face_mouth_width_ratio", "real faces: mouth width change / truth's (median)", None, 2),
+    ("face_corner_lift_ratio", "real faces: corner lift change / truth's (median)", None, 2),
+    ("face_mouth_opening_ratio", "real faces: mouth opening / truth's, open truths", None, 2),
+    ("face_eye_opening_ratio", "real faces: eye opening change / truth's (median)", None, 2),
+    ("face_brow_height_ratio", "real faces: brow height change / truth's (median)", None, 2),
+    ("face_identity_peak", "real faces: identity distance peak-input (median)", "lower", 3),
+    ("face_identity_truth", "real faces: identity distance truth-input (reference)", None, 3),
+    ("face_sharpness", "real faces: face sharpness at alpha 1 / input's", "higher", 2),
+    ("face_alpha0_error", "real faces: alpha-0 mean level error", "lower", 2),
+    ("face_frames_without_face", "real faces: generated frames without a face", "lower", 0),
     ("clips", "clips", None, 0),
     ("frames", "ground-truth frames scored", None, 0),
 )
@@ -184,6 +194,14 @@ def terminal_summary(result: dict[str, Any]) -> str:
             f"ACD-c {g('acd_c', 3)} (truth {g('gt_acd_c', 3)}); frames without a face: "
             f"generated {g('faces_missing_generated', 0)}, truth {g('faces_missing_gt', 0)}, "
             f"inputs {g('faces_missing_input', 0)}"
+        )
+    if "face_people" in s:
+        lines.append(
+            f"  real faces ({g('face_people', 0)} people, medians): mouth width "
+            f"{g('face_mouth_width_ratio', 2)}, corner lift {g('face_corner_lift_ratio', 2)}, "
+            f"opening {g('face_mouth_opening_ratio', 2)} of the truth's change; identity "
+            f"{g('face_identity_peak', 3)} (truth {g('face_identity_truth', 3)}), sharpness "
+            f"{g('face_sharpness', 2)}, alpha-0 error {g('face_alpha0_error', 2)}"
         )
     lines.append(
         f"  smoothness: mean {g('smooth_mean', 2)} max {g('smooth_max', 2)} "

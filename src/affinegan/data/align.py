@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from affinegan.command_options import CROP_MARGIN
+from affinegan.data.trim import RIGID, similarity
 from affinegan.errors import AffineGANError
 from affinegan.face import Box, detect_faces, landmarks
 
@@ -127,6 +128,47 @@ def crop(image: np.ndarray, box: CropBox, size: int) -> np.ndarray:
     pad = [(max(0, -y0), max(0, y1 - h)), (max(0, -x0), max(0, x1 - w))]
     square = np.pad(inside, pad + [(0, 0)] * (image.ndim - 2), mode="edge")
     return np.asarray(Image.fromarray(square).resize((size, size), Image.LANCZOS))
+
+
+@dataclass(frozen=True)
+class Stabiliser:
+    """The similarity that puts one frame's head where the clip's first frame has it.
+
+    Two photos of a person, or the frames of a hand-held video, are never taken from the same
+    spot; a generator trained on them must learn to move the head as well as the expression,
+    and blurs the face doing so. Aligning every frame's rigid landmarks (eye corners, nose) to
+    the first frame's leaves only the expression to learn.
+    """
+
+    scale: float
+    rot: np.ndarray  # (2, 2): a point ``p`` maps to ``scale * p @ rot + shift``
+    shift: np.ndarray  # (2,)
+
+    @classmethod
+    def between(cls, points: np.ndarray, reference: np.ndarray) -> Stabiliser:
+        """The transform taking ``points`` (68, 2) onto ``reference`` by their rigid points."""
+        scale, rot, shift = similarity(np.asarray(points)[RIGID], np.asarray(reference)[RIGID])
+        return cls(scale, rot, shift)
+
+    def points(self, points: np.ndarray) -> np.ndarray:
+        return self.scale * np.asarray(points, np.float64) @ self.rot + self.shift
+
+    def image(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (HWC uint8) moved onto the reference frame, same size; what the move
+        uncovers repeats the nearest border pixel, as ``crop`` pads, so no black fringe is
+        learned as part of the expression."""
+        h, w = image.shape[:2]
+        pad = round(0.25 * max(h, w) / min(self.scale, 1.0))
+        padded = np.pad(image, [(pad, pad), (pad, pad)] + [(0, 0)] * (image.ndim - 2), "edge")
+        # PIL maps each output pixel q to the input p = (q - shift) @ m (the inverse of the
+        # move, rot orthogonal), here in the padded frame's coordinates.
+        m = self.rot.T / self.scale
+        c, f = pad - (self.shift + pad) @ m
+        a, b, d, e = m[0, 0], m[1, 0], m[0, 1], m[1, 1]
+        moved = Image.fromarray(padded).transform(
+            (w + 2 * pad, h + 2 * pad), Image.AFFINE, (a, b, c, d, e, f), Image.BICUBIC
+        )
+        return np.asarray(moved)[pad : pad + h, pad : pad + w]
 
 
 def mouth_mask(points: np.ndarray, box: CropBox, size: int) -> np.ndarray:

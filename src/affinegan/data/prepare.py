@@ -11,9 +11,11 @@ draw mouth masks by hand. Per clip this module:
 3. picks ONE crop square for the clip (``align.face_crop_box``), optionally trims to the
    neutral-to-peak segment (training needs a neutral first frame and a monotonic expression)
    and caps the frame count evenly;
-4. reads the frames again (two passes keep a long phone video out of memory), crops, resizes and
-   writes them, plus outer-lip masks with ``masks``, into a hidden temporary folder that is
-   renamed into ``<root>/<split>/img|patch/<clip>`` only when the whole clip succeeded.
+4. reads the frames again (two passes keep a long phone video out of memory), moves each onto
+   the first frame's head position by its rigid landmarks (``align.Stabiliser``: a similarity on
+   the eye corners and nose, so the model learns the expression, not the camera), crops,
+   resizes and writes them, plus outer-lip masks with ``masks``, into a hidden temporary folder
+   that is renamed into ``<root>/<split>/img|patch/<clip>`` only when the whole clip succeeded.
 
 Frames are JPEG (quality 95). With masks, frames AND masks are lossless PNG with the same file
 names, because the dataset validator (and the original code) pair a mask with its frame by exact
@@ -38,7 +40,15 @@ from PIL import Image
 from tqdm import tqdm
 
 from affinegan.command_options import PrepareOptions
-from affinegan.data.align import CropBox, Face, crop, face_crop_box, locate_face, mouth_mask
+from affinegan.data.align import (
+    CropBox,
+    Face,
+    Stabiliser,
+    crop,
+    face_crop_box,
+    locate_face,
+    mouth_mask,
+)
 from affinegan.data.dataset import list_frames
 from affinegan.data.images import IMAGE_EXTENSIONS, open_image
 from affinegan.data.trim import head_motion, neutral_to_peak
@@ -282,11 +292,10 @@ def _select(
     face_size = float(np.median([(b.width + b.height) / 2 for b in boxes]))
     track = np.stack([faces[i].points for i in keep])  # every face in ``keep`` is located
     motion = head_motion(track, face_size)
-    if motion.too_much():
+    if motion.turned():
         report.warnings.append(
-            f"the head moves {motion.shift:.0%} of the face size, zooms {motion.zoom:.0%}, "
-            f"rolls {motion.roll:.0f} deg and turns {motion.turn:.0%}; AffineGAN cannot model "
-            "nodding, shaking or zooming, film with the head still"
+            f"the head turns or nods ({motion.turn:.0%} of the eye distance after aligning the "
+            "frames); AffineGAN cannot model a turning head, film it facing the camera"
         )
     outside = box.outside(*report.frame_size) if report.frame_size else 0.0
     if outside > PADDING_WARNING:
@@ -340,10 +349,12 @@ def _write(
             if i not in number:
                 continue
             file = f"{number[i]:0{width}d}{opts.suffix}"
-            img = Image.fromarray(crop(rgb, box, opts.size))
+            # Every frame is moved onto the first's head position (align.Stabiliser).
+            steady = Stabiliser.between(faces[i].points, faces[keep[0]].points)
+            img = Image.fromarray(crop(steady.image(rgb), box, opts.size))
             if opts.masks:
                 img.save(tmp / "img" / file, format="PNG")
-                mask = mouth_mask(faces[i].points, box, opts.size)
+                mask = mouth_mask(steady.points(faces[i].points), box, opts.size)
                 Image.fromarray(mask).save(tmp / "patch" / file, format="PNG")
             else:
                 img.save(tmp / "img" / file, format="JPEG", quality=JPEG_QUALITY, subsampling=0)

@@ -16,10 +16,10 @@ MIN_SHARE = 0.4  # --trim: least share of landmark change along the expression's
 MAX_HEAD = 0.35  # --trim: the first frames must lie this near one end of the expression axis
 # Landmarks that an expression barely moves (nose, eye corners): aligning on them removes
 # head motion before expression change is measured.
-_RIGID = [27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45]
+RIGID = [27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45]
 
 
-def _similarity(src: np.ndarray, ref: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+def similarity(src: np.ndarray, ref: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Scale, rotation and translation mapping points ``src`` best onto ``ref`` (least squares,
     no reflection): ``scale * src @ rot + shift``."""
     src_c, ref_c = src - src.mean(0), ref - ref.mean(0)
@@ -33,10 +33,10 @@ def _similarity(src: np.ndarray, ref: np.ndarray) -> tuple[float, np.ndarray, np
 def _aligned(points: np.ndarray) -> np.ndarray:
     """``(N, 68, 2)`` landmarks mapped onto frame 0 by the similarity that best aligns their
     rigid points, so head motion does not count as expression change."""
-    ref = points[0][_RIGID]
+    ref = points[0][RIGID]
     out = np.empty_like(points, dtype=np.float64)
     for t, p in enumerate(points):
-        scale, rot, shift = _similarity(p[_RIGID], ref)
+        scale, rot, shift = similarity(p[RIGID], ref)
         out[t] = scale * p @ rot + shift
     return out
 
@@ -56,19 +56,23 @@ class HeadMotion:
     turn: float  # rigid points' misfit after alignment (nodding, shaking), in eye distances
 
     def too_much(self) -> bool:
-        return self.shift > 0.1 or self.zoom > 0.15 or self.roll > 8 or self.turn > 0.05
+        return self.shift > 0.1 or self.zoom > 0.15 or self.roll > 8 or self.turned()
+
+    def turned(self) -> bool:
+        """Motion a 2D alignment cannot undo (``prepare`` aligns the rest away)."""
+        return self.turn > 0.05
 
 
 def head_motion(points: np.ndarray, face_size: float) -> HeadMotion:
     """Measure the head motion of an ``(N, 68, 2)`` landmark track."""
-    ref = points[0][_RIGID]
+    ref = points[0][RIGID]
     centres, zooms, rolls, turns = [], [], [], []
     for p in points:
-        scale, rot, shift = _similarity(p[_RIGID], ref)
-        centres.append(p[_RIGID].mean(0))
+        scale, rot, shift = similarity(p[RIGID], ref)
+        centres.append(p[RIGID].mean(0))
         zooms.append(1 / scale)
         rolls.append(np.degrees(np.arctan2(rot[0, 1], rot[0, 0])))
-        misfit = np.linalg.norm(scale * p[_RIGID] @ rot + shift - ref, axis=1).mean()
+        misfit = np.linalg.norm(scale * p[RIGID] @ rot + shift - ref, axis=1).mean()
         turns.append(misfit / _eye_distance(points[0]))
 
     def spread(v: list | np.ndarray) -> float:
