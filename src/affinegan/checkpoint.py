@@ -27,6 +27,7 @@ from .networks import UNET_DEPTHS, canonical_netg
 
 __all__ = ["CONFIG_FILE", "STATE_FILE", "weight_path"]  # also importable from here (train.py)
 STATE_FORMAT = 2
+PACKED_SUFFIX = ".safetensors"  # the weights of a packed (shipped) model
 STATE_KEYS = ("format", "config", "progress", "nets", "optimizers", "rng")
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,12 @@ def _torch_load(path: Path, fix: str) -> Any:
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """A state_dict written by this project or by the original code."""
+    """A state_dict written by this project or by the original code, or a packed model's
+    safetensors file (``PACKED_SUFFIX``; loading it executes nothing)."""
     if not Path(path).is_file():
         raise AffineGANError(f"{path}: no such checkpoint; train first or check --name/--epoch")
+    if Path(path).suffix == PACKED_SUFFIX:
+        return _load_packed(Path(path))
     sd = _torch_load(path, "re-copy it or train again")
     if not isinstance(sd, dict):
         raise AffineGANError(f"{path}: expected a state_dict, found {type(sd).__name__}")
@@ -220,3 +224,26 @@ def read_config(run_dir: Path) -> dict | None:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise AffineGANError(f"{path}: invalid JSON ({err}); delete it or fix it") from None
+
+
+def generator_weights(run_dir: Path, label: str, net: str = "G") -> Path:
+    """The weight file to load: ``<label>_net_<net>.pth`` as training writes it, else the
+    safetensors file of a packed model (``affinegan.shipped``); the ``.pth`` path when neither
+    exists, so the error names what training writes."""
+    pth = weight_path(run_dir, label, net)
+    packed = pth.with_suffix(PACKED_SUFFIX)
+    return packed if not pth.is_file() and packed.is_file() else pth
+
+
+def _load_packed(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors state_dict, half-precision tensors widened to float32 for CPU inference."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        sd = load_file(path, device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise AffineGANError(
+            f"{path}: not a readable safetensors file ({err}); re-copy it"
+        ) from None
+    return {k: v.float() if v.dtype == torch.float16 else v for k, v in sd.items()}

@@ -343,6 +343,19 @@ class GenerateConfig(ProcessOptions, ModelOptions):
 
     dataroot: str = _opt("", "dataset root; inputs are the first frames of <phase>/img/<clip>")
     input: list[str] = _opt(None, "photo(s) to animate instead of a dataset", nargs="+")
+    model: str = _opt(
+        "",
+        "a shipped model's name (`affinegan models` lists them, e.g. smile) or a run folder, "
+        "in place of --checkpoints_dir/--name",
+    )
+    no_paste_back: bool = _opt(
+        False,
+        "write the model-size face crop, not the whole photo: by default an --input photo "
+        "larger than the model is animated in place at its own size",
+    )
+    face_index: int | None = _opt(
+        None, "which face of a photo with several, counted from 0 left to right", min=0
+    )
     align: bool = _opt(False, "crop each input to its face first, like `affinegan prepare`")
     name: str = opt_run_name()
     checkpoints_dir: str = opt_checkpoints_dir()

@@ -269,7 +269,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     model.select(cfg.expression)
     G = model.G.to(device)
     set_mode(G, dropout=False)
-    ckpt_time = layout.weight_path(cfg.run_dir, cfg.epoch, "G").stat().st_mtime
+    ckpt_time = ckpt.generator_weights(cfg.run_dir, cfg.epoch).stat().st_mtime
     gen_dir = generated_frames_dir(cfg)
     records, videos = [], {}
     for clip in tqdm(clips, desc="evaluating", unit="clip", dynamic_ncols=True, disable=None):

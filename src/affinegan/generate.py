@@ -25,8 +25,9 @@ from .errors import AffineGANError
 from .html import write_image_table
 from .layout import INDEX, results_folder
 from .networks import UNET_DEPTHS, Encoding, Generator, canonical_netg
-from .results import input_photos, resolve_alphas, write_face
+from .results import GIF_MAX_WIDTH, input_photos, resolve_alphas, write_face
 from .runtime import resolve_device
+from .shipped import run_folder
 from .video import parse_formats
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def load_generator(
     label = "G"
     if ema and saved.get("ema", 0) > 0 and ckpt.weight_path(run_dir, epoch, "G_ema").is_file():
         label = "G_ema"
-    path = ckpt.weight_path(run_dir, epoch, label)
+    path = ckpt.generator_weights(run_dir, epoch, label)
     sd = ckpt.load_weights(path)
     opts_saved = ModelOptions(
         **{k: saved[k] for k in ModelOptions.__dataclass_fields__ if k in saved}
@@ -139,13 +140,31 @@ def animate_plan(
     return decode_frames(G, G.encode_mix(x[None], plan.expressions), plan.weights, chunk)
 
 
-def _load_face(path: Path, size: int, align: bool, max_pixels: int) -> torch.Tensor:
+def _load_face(
+    path: Path, size: int, align: bool, max_pixels: int, face_index: int | None = None
+) -> torch.Tensor:
     """The generator's input: the photo resized, or first cropped around its face."""
     if not align:
         return load_input_image(path, size, max_pixels)
     from .data.align import crop_to_face
 
-    return image_to_tensor(crop_to_face(open_image(path, max_pixels), size))
+    return image_to_tensor(crop_to_face(open_image(path, max_pixels), size, index=face_index))
+
+
+def _in_place(
+    cfg: GenerateConfig, model: LoadedModel, path: Path, video: expressions.Plan
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """With paste-back (an ``--input`` photo larger than the model, no ``--no_paste_back``):
+    the photo and its frames at the photo's size; else None."""
+    if not cfg.input or cfg.no_paste_back:
+        return None
+    photo = np.asarray(open_image(path, megapixels(cfg.max_megapixels)).convert("RGB"))
+    if max(photo.shape[:2]) <= model.size:
+        return None
+    from .pasteback import animate_photo
+
+    frames, _ = animate_photo(model, photo, video, True, str(path), cfg.face_index, cfg.chunk)
+    return photo, np.stack(list(frames))
 
 
 def _first_frames(root: Path, phase: str) -> list[tuple[str, Path]]:
@@ -161,19 +180,28 @@ def generate(cfg: GenerateConfig) -> Path:
         raise AffineGANError("--chunk must be at least 1")
     inputs = input_photos(cfg, _first_frames)
     device = resolve_device(cfg.gpu_ids)
-    model = load_generator(
-        Path(cfg.checkpoints_dir) / cfg.name, cfg.epoch, cfg, cfg.fineSize, ema=not cfg.no_ema
-    )
+    run_dir = run_folder(cfg.model, cfg.checkpoints_dir, cfg.name)
+    model = load_generator(run_dir, cfg.epoch, cfg, cfg.fineSize, ema=not cfg.no_ema)
     G = model.G.to(device)
     set_mode(G, dropout=cfg.dropout or not cfg.eval)
     video = expressions.plan(model.expressions, cfg.expression, cfg.mix, alphas)
-    out_dir = results_folder(cfg.results_dir, cfg.name, cfg.phase, cfg.epoch)
-    rows = []
+    name = cfg.name if run_dir == Path(cfg.checkpoints_dir) / cfg.name else run_dir.name
+    out_dir = results_folder(cfg.results_dir, name, cfg.phase, cfg.epoch)
+    rows, said_gif = [], False
     for clip, path in tqdm(inputs, desc="generating", unit="face", leave=False):
-        x = _load_face(path, model.size, cfg.align, megapixels(cfg.max_megapixels)).to(device)
-        frames = animate_plan(G, x, video, cfg.chunk)
-        face = tensor_to_uint8(x.cpu())
+        placed = _in_place(cfg, model, path, video)
+        if placed is not None:
+            face, frames = placed
+        else:
+            pixels = megapixels(cfg.max_megapixels)
+            x = _load_face(path, model.size, cfg.align, pixels, cfg.face_index).to(device)
+            frames = animate_plan(G, x, video, cfg.chunk)
+            face = tensor_to_uint8(x.cpu())
+        if "gif" in formats and frames.shape[2] > GIF_MAX_WIDTH and not said_gif:
+            log.info("GIFs are downscaled to %d px wide; the MP4/PNGs keep the photo's size",
+                     GIF_MAX_WIDTH)  # fmt: skip
+            said_gif = True
         rows.append((clip, write_face(out_dir, clip, face, frames, alphas, formats, cfg.fps)))
-    write_image_table(out_dir / INDEX, f"{cfg.name}: {cfg.phase}_{cfg.epoch}", rows)
+    write_image_table(out_dir / INDEX, f"{name}: {cfg.phase}_{cfg.epoch}", rows)
     log.info("wrote %d videos of %d frames to %s", len(inputs), len(alphas), out_dir)
     return out_dir

@@ -148,7 +148,7 @@ def build_parser(
             default = argparse.SUPPRESS if meta.get("required") else f.default
             parser.add_argument(*flags, type=_kind(f.type), default=default, **meta)
     if getattr(cls, "original_flags", False):
-        for name in IGNORED_OPTIONS:
+        for name in IGNORED_OPTIONS.keys() - {f.name for f in fields(cls)}:
             parser.add_argument(f"--{name}", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.set_defaults(**(defaults or {}))
     return parser
@@ -174,7 +174,7 @@ def from_args(
     else:
         space = parser.parse_args(argv)
     ns = vars(space)
-    for name in IGNORED_OPTIONS:
+    for name in IGNORED_OPTIONS.keys() - set(cls.__dataclass_fields__):
         if name in ns:
             log.warning(
                 "note: --%s is accepted for compatibility and not used (%s)",

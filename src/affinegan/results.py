@@ -15,6 +15,8 @@ from .errors import AffineGANError
 from .layout import IMAGES_DIR, frame_name, input_name
 from .video import write_gif, write_mp4
 
+GIF_MAX_WIDTH = 640  # wider videos are downscaled for their GIF (generate says so once)
+
 Row = list[tuple[str, str]]
 
 
@@ -46,6 +48,17 @@ def input_photos(
     return first_frames(Path(cfg.dataroot), cfg.phase)[: cfg.num_test]
 
 
+def gif_frames(frames: np.ndarray) -> list[np.ndarray]:
+    """Frames for a GIF: at most ``GIF_MAX_WIDTH`` wide. A GIF has 256 colours and no
+    inter-frame compression, so a photo-sized one would be tens of megabytes; the MP4 and
+    PNGs keep the full size."""
+    h, w = frames.shape[1:3]
+    if w <= GIF_MAX_WIDTH:
+        return list(frames)
+    size = (GIF_MAX_WIDTH, max(1, round(h * GIF_MAX_WIDTH / w)))
+    return [np.asarray(Image.fromarray(f).resize(size, Image.LANCZOS)) for f in frames]
+
+
 def write_face(
     out_dir: Path,
     clip: str,
@@ -67,7 +80,7 @@ def write_face(
             (f"alpha {a:.2f}", f"{IMAGES_DIR}/{frame_name(clip, i)}") for i, a in enumerate(alphas)
         ]
     if "gif" in formats:
-        write_gif(list(frames), out_dir / f"{clip}.gif", fps)
+        write_gif(gif_frames(frames), out_dir / f"{clip}.gif", fps)
         row.append(("GIF", f"{clip}.gif"))
     if "mp4" in formats:
         write_mp4(list(frames), out_dir / f"{clip}.mp4", fps)

@@ -143,7 +143,7 @@ def write_mp4(frames: Sequence[np.ndarray], path: Path, fps: float = 10.0) -> Pa
             quality=None,
             macro_block_size=1,
             ffmpeg_log_level="error",
-            output_params=["-crf", "18", "-movflags", "+faststart"],
+            output_params=["-crf", "18", "-preset", "veryfast", "-movflags", "+faststart"],
         )
         writer.send(None)
         try:
