@@ -355,7 +355,8 @@ def test_stabiliser_undoes_a_known_head_move() -> None:
 @pytest.mark.slow
 def test_prepare_aligns_a_real_photo_pair(shared_dir: Path, tmp_path: Path) -> None:
     """A London neutral + smile pair, taken from two spots: after prepare the smile's rigid
-    landmarks (eye corners, nose) sit on the neutral's within a pixel of 128 (4.5 and 3.0 px apart for two pairs before)."""
+    landmarks (eye corners, nose) sit on the neutral's within a pixel of 128 (two pairs were
+    4.5 and 3.0 px apart before)."""
     person = shared_dir / "data/london-smile/014"
     if not person.is_dir():
         pytest.skip(f"{person} not present")
