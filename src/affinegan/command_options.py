@@ -225,6 +225,13 @@ class GifOptions(Options):
 
 
 @dataclass
+class ModelsOptions(Options):
+    """``affinegan models``: the models shipped with the package."""
+
+    verbose: bool = opt_verbose()
+
+
+@dataclass
 class CheckOptions(Options):
     """``affinegan check``: a dataset's problems, each with its fix."""
 

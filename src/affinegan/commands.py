@@ -29,6 +29,7 @@ from .command_options import (
     ExportOptions,
     GenerateCommand,
     GifOptions,
+    ModelsOptions,
     PrepareOptions,
     ServeOptions,
     SynthOptions,
@@ -161,6 +162,18 @@ def check(opts: CheckOptions) -> int:
     report = check_dataset(Path(opts.root), not opts.no_patch, megapixels(opts.max_megapixels))
     print("\n".join(report.lines()))
     return 0 if report.ok else 1
+
+
+def models(opts: ModelsOptions) -> int:
+    """List the shipped models: name, what it does, where its card is."""
+    from .shipped import CARD_FILE, card_summary, shipped_models
+
+    found = shipped_models()
+    for name, folder in found.items():
+        print(f"{name}: {card_summary(folder)} (card: {folder / CARD_FILE})")
+    if not found:
+        print("no models are shipped with this installation")
+    return 0
 
 
 def export(opts: ExportOptions) -> int:
@@ -322,6 +335,9 @@ COMMANDS: dict[str, Command] = {
         PrepareOptions,
         prepare,
         "Raw videos or frame folders -> a training-ready dataset (crops, mouth masks).",
+    ),
+    "models": Command(
+        ModelsOptions, models, "The models shipped with affinegan, usable by name (--model)."
     ),
     "check": Command(
         CheckOptions,

@@ -60,7 +60,7 @@ def resolve_model(spec: str | Path) -> Path:
         return models[str(spec)]
     names = ", ".join(models) or "none"
     raise AffineGANError(
-        f"--model {spec}: no shipped model of that name and no such folder; shipped: {names} "
+        f"model {str(spec)!r}: no shipped model of that name and no such folder; shipped: {names} "
         "(`affinegan models`), or give a run folder"
     )
 
