@@ -163,3 +163,28 @@ def test_api_mixes_the_expressions_of_a_multi_expression_model(photo: Path, tmp_
     assert not np.array_equal(np.asarray(one[-1]), np.asarray(both[-1]))
     with pytest.raises(AffineGANError, match="frown"):
         model.animate(photo, mix={"frown": 1})
+
+
+def test_serve_offers_shipped_models_and_pastes_back(
+    packed: Path, photo: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from affinegan.serve import Animator
+
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", packed.parent)
+    animator = Animator(tmp_path / "no_runs", tmp_path / "out")
+    assert [m.name for m in animator.models] == ["model"]
+    clip = animator.animate(photo, "model", num_frames=3, auto_crop=True)
+    assert clip.frames.shape == (3, 700, 1000, 3)
+    assert np.array_equal(clip.frames[0], np.asarray(Image.open(photo).convert("RGB")))
+    assert animator.animate(photo, "model", num_frames=2, auto_crop=True).encoding_reused
+    crop = animator.animate(photo, "model", num_frames=2, auto_crop=False)
+    assert crop.frames.shape == (2, 64, 64, 3)
+
+
+def test_export_takes_a_model_by_name(packed: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", packed.parent)
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "--model", "model"]) == 0
+    manifest = json.loads((tmp_path / "model_onnx" / "model.json").read_text())
+    assert manifest["image_size"] == 64  # written beside the user, not into the package
+    assert not (packed / "onnx").exists()

@@ -106,8 +106,13 @@ class ExportOptions(ProcessOptions):
 
     name: str = opt_run_name()
     checkpoints_dir: str = opt_checkpoints_dir()
+    model: str = _opt(
+        "", "a shipped model's name (`affinegan models`) or a run folder, in place of --name"
+    )
     epoch: str = opt_epoch()
-    out: str = _opt("", f"output folder; empty: <run>/{layout.EXPORT_DIR}")
+    out: str = _opt(
+        "", f"output folder; empty: <run>/{layout.EXPORT_DIR}, for a shipped model ./<name>_onnx"
+    )
     face: str = _opt(
         "", "photo to check the graphs on; empty: the run's first test face, else a synthetic one"
     )
@@ -119,7 +124,16 @@ class ExportOptions(ProcessOptions):
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.checkpoints_dir) / self.name
+        from .shipped import run_folder
+
+        return run_folder(self.model, self.checkpoints_dir, self.name)
+
+    @property
+    def out_dir(self) -> Path:
+        """Where the export goes: never inside the installed package's shipped models."""
+        if self.out:
+            return Path(self.out)
+        return Path(f"{self.run_dir.name}_onnx") if self.model else self.run_dir / layout.EXPORT_DIR
 
 
 @dataclass

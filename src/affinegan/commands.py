@@ -35,7 +35,7 @@ from .command_options import (
     SynthOptions,
 )
 from .config import GenerateConfig, TrainConfig, apply_preset
-from .layout import DEMO_GIF, DEMO_STRIP, EXPORT_DIR, INDEX
+from .layout import DEMO_GIF, DEMO_STRIP, INDEX
 from .runtime import keep_freed_memory, thread_policy
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def export(opts: ExportOptions) -> int:
     thread_policy(opts.torch_threads)
     report = export(
         opts.run_dir,
-        Path(opts.out) if opts.out else opts.run_dir / EXPORT_DIR,
+        opts.out_dir,
         opts.epoch,
         face=Path(opts.face) if opts.face else None,
         variants=[v for v in opts.variants.split(",") if v],

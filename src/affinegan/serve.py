@@ -35,10 +35,14 @@ from .expressions import plan
 from .generate import LoadedModel, decode_frames, encode_all, load_generator, set_mode
 from .layout import generator_file
 from .networks import Encoding
+from .pasteback import Placement, paste, place
+from .results import gif_frames
+from .shipped import shipped_models
 from .video import write_gif, write_mp4
 
 log = logging.getLogger(__name__)
 
+PAGE_SIDE = 1024  # the page's pasted-back clips are at most this large
 MODEL_FILE = generator_file()  # a folder holding it is a run the page offers
 EXAMPLE_SEEDS = (1, 2, 3, 6)  # synthetic identities shown as example faces
 TRAIN_HINT = (
@@ -103,26 +107,34 @@ def training_size(run_dir: Path) -> int:
     config = ckpt.read_config(run_dir) or {}
     if config.get("fineSize"):
         return int(config["fineSize"])
-    sd = ckpt.load_weights(Path(run_dir) / MODEL_FILE)
+    sd = ckpt.load_weights(ckpt.generator_weights(Path(run_dir), "latest"))
     return ckpt.training_size(config, ckpt.infer_generator_options(sd)["netG"])
 
 
+def _model_info(name: str, run_dir: Path) -> ModelInfo:
+    weights = ckpt.generator_weights(run_dir, "latest")
+    names = str((ckpt.read_config(run_dir) or {}).get("expressions", "")).split(",")
+    size = training_size(run_dir)
+    return ModelInfo(name, run_dir, size, weights.stat().st_mtime, tuple(n for n in names if n))
+
+
 def find_models(checkpoints_dir: Path) -> list[ModelInfo]:
-    """Every folder under ``checkpoints_dir`` holding ``latest_net_G.pth``, newest first."""
+    """Every folder under ``checkpoints_dir`` holding ``latest_net_G.pth``, newest first, then
+    the models shipped with the package (by name), so a server with no runs of its own still
+    animates photos."""
     root = Path(checkpoints_dir)
     models = []
     for weights in sorted(root.rglob(MODEL_FILE)) if root.is_dir() else []:
         run_dir = weights.parent
+        name = run_dir.relative_to(root).as_posix() if run_dir != root else root.name
         try:
-            size = training_size(run_dir)
+            models.append(_model_info(name, run_dir))
         except AffineGANError as err:
             log.warning("skipping model %s: %s", run_dir, err)
-            continue
-        name = run_dir.relative_to(root).as_posix() if run_dir != root else root.name
-        names = str((ckpt.read_config(run_dir) or {}).get("expressions", "")).split(",")
-        info = ModelInfo(name, run_dir, size, weights.stat().st_mtime, tuple(n for n in names if n))
-        models.append(info)
-    return sorted(models, key=lambda m: m.mtime, reverse=True)
+    models.sort(key=lambda m: m.mtime, reverse=True)
+    taken = {m.name for m in models}
+    shipped = [_model_info(n, d) for n, d in shipped_models().items() if n not in taken]
+    return models + shipped
 
 
 def read_photo(path: Path | str | None, limits: Limits) -> tuple[Image.Image, str]:
@@ -169,6 +181,16 @@ def read_photo(path: Path | str | None, limits: Limits) -> tuple[Image.Image, st
 def crop_available() -> bool:
     """Whether face auto-crop can be offered: ``affinegan.data.align`` and dlib are installed."""
     return all(importlib.util.find_spec(m) is not None for m in ("affinegan.data.align", "dlib"))
+
+
+def pasted_into(img: Image.Image, size: int) -> Placement:
+    """With face auto-crop, the page animates the face inside the photo (paste-back), the
+    photo first scaled to at most ``PAGE_SIDE`` on its longer side: a demo clip needs no more,
+    and a long clip of a 16-megapixel photo would not fit in memory."""
+    scale = PAGE_SIDE / max(img.size)
+    if scale < 1:
+        img = img.resize((round(img.width * scale), round(img.height * scale)), Image.LANCZOS)
+    return place(np.asarray(img.convert("RGB")), size, "the photo")
 
 
 def model_input(img: Image.Image, size: int, auto_crop: bool) -> Image.Image:
@@ -248,14 +270,23 @@ class Animator:
         info = self.model(model)
         img, digest = read_photo(photo, self.limits)
         with self._lock:
-            loaded, enc, reused = self._model_and_encoding(info, img, digest, auto_crop)
+            loaded, (enc, placement), reused = self._model_and_encoding(
+                info, img, digest, auto_crop
+            )
             video = plan(loaded.expressions, "", mix, alphas)
-            table = video.table(loaded.G.expressions) if loaded.G.expressions > 1 else alphas
+            table = np.asarray(
+                video.table(loaded.G.expressions) if loaded.G.expressions > 1 else alphas,
+                np.float32,
+            )
+            if placement is not None:  # the alpha-0 frame the pasted changes start from
+                table = np.concatenate([table, np.zeros_like(table[:1])])
             frames = decode_frames(loaded.G, enc, table, _DECODE_CHUNK)
             self._requests += 1
             folder = self.out_dir / f"{self._requests:06d}"
+        if placement is not None:
+            frames = np.stack([paste(placement, f, frames[-1]) for f in frames[:-1]])
         stem = f"{info.name.replace('/', '_')}_{curve}"
-        gif = write_gif(list(frames), folder / f"{stem}.gif", fps)
+        gif = write_gif(gif_frames(frames), folder / f"{stem}.gif", fps)
         mp4 = write_mp4(list(frames), folder / f"{stem}.mp4", fps)
         self._prune()
         seconds = time.perf_counter() - t0
@@ -270,11 +301,11 @@ class Animator:
 
     def _model_and_encoding(
         self, info: ModelInfo, img: Image.Image, digest: str, auto_crop: bool
-    ) -> tuple[LoadedModel, Encoding, bool]:
+    ) -> tuple[LoadedModel, tuple[Encoding, Placement | None], bool]:
         """The model's generator and the photo's encoding, from the caches when the weights'
         mtime and the photo's digest still match (and whether the encoding was reused). The
         caller holds ``self._lock``: the caches and the device are shared between requests."""
-        weights = info.run_dir / MODEL_FILE
+        weights = ckpt.generator_weights(info.run_dir, "latest")
         try:
             stamp = weights.stat().st_mtime_ns
         except FileNotFoundError:
@@ -287,18 +318,21 @@ class Animator:
                 f"model {info.name} cannot be loaded; the server's log says why"
             ) from None
         key = (str(info.run_dir), stamp, digest, auto_crop)
-        enc = self._encodings.get(key)
-        reused = enc is not None
+        cached = self._encodings.get(key)
+        reused = cached is not None
         if reused:
             self._encodings.move_to_end(key)
             self.hits += 1
         else:
             self.misses += 1
-            x = image_to_tensor(model_input(img, loaded.size, auto_crop)).to(self.device)
+            placement = pasted_into(img, loaded.size) if auto_crop else None
+            face = model_input(img, loaded.size, False) if placement is None else placement.crop
+            x = image_to_tensor(Image.fromarray(np.asarray(face))).to(self.device)
             with torch.inference_mode():
                 enc = encode_all(loaded.G, x[None])  # every expression: any mix reuses it
-            self._remember(self._encodings, key, enc)
-        return loaded, enc, reused
+            cached = (enc, placement)
+            self._remember(self._encodings, key, cached)
+        return loaded, cached, reused
 
     def _generator(self, run_dir: Path, stamp: int) -> LoadedModel:
         key = (str(run_dir), stamp)
