@@ -191,6 +191,9 @@ class DemoOptions(ProcessOptions):
     """``affinegan demo``: synthetic data, a small model trained here, its videos."""
 
     out: str = _opt("demo_out", "folder for data, model and results")
+    shipped_only: bool = _opt(
+        False, "only animate the example photos with the shipped smile model (seconds)"
+    )
     expression: str = _opt(
         "surprise",
         "smile | surprise | anger | blink (surprise is the one a 64 px model draws visibly "

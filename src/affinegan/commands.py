@@ -245,20 +245,48 @@ def _demo_train_config(opts: DemoOptions, data: Path) -> TrainConfig:
     return cfg
 
 
+def _shipped_demo(opts: DemoOptions) -> None:
+    """The shipped smile model on its example photos (people it never trained on)."""
+    from .generate import generate
+    from .shipped import DEFAULT_MODEL, shipped_models
+
+    folder = shipped_models().get(DEFAULT_MODEL)
+    photos = sorted((folder / "examples").glob("*.jpg")) if folder else []
+    if not photos:
+        log.warning("no shipped %s model with example photos here; skipping it", DEFAULT_MODEL)
+        return
+    gen = GenerateConfig(
+        model=DEFAULT_MODEL,
+        input=[str(p) for p in photos],
+        results_dir=str(Path(opts.out) / "results"),
+        eval=True,
+        num_frames=16,
+        curve="there-and-back",
+        format="gif,mp4",
+        gpu_ids=opts.gpu_ids,
+    )
+    results = generate(gen)
+    print(f"shipped {DEFAULT_MODEL} model on {len(photos)} photos: open {results / INDEX}")
+
+
 def demo(opts: DemoOptions) -> int:
-    """Synthetic data -> a tiny model trained here -> GIF, MP4 and an HTML page."""
+    """The shipped model on example photos, then synthetic data -> a tiny model trained here
+    -> GIF, MP4 and an HTML page."""
     from .data.synthetic import render_dataset
     from .generate import generate
     from .train import train
 
+    # The cores idle at start: two threads where both are free, one beside a CPU-bound process
+    # (where two would wait on each other: docs/performance.md, benchmarks/busy.py).
+    thread_policy(opts.torch_threads)
+    _shipped_demo(opts)
+    if opts.shipped_only:
+        return 0
     out = Path(opts.out)
     data = render_dataset(
         out / "data", opts.expression, opts.clips, 3, opts.size, opts.seed, zoom=opts.zoom
     )
     keep_freed_memory()
-    # The cores idle at start: two threads where both are free, one beside a CPU-bound process
-    # (where two would wait on each other: docs/performance.md, benchmarks/busy.py).
-    thread_policy(opts.torch_threads)
     t0 = time.perf_counter()
     cfg = _demo_train_config(opts, data)
     train(cfg)
