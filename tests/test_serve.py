@@ -121,7 +121,10 @@ def test_auto_crop_is_part_of_the_cache_key(checkpoints, tmp_path):
     assert not np.array_equal(whole.frames, cropped.frames)
 
 
-def test_no_model_says_how_to_train_one(tmp_path, face):
+def test_no_model_says_how_to_train_one(tmp_path, face, monkeypatch):
+    from affinegan import shipped
+
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path / "none_shipped")
     with pytest.raises(AffineGANError, match="affinegan demo"):
         Animator(tmp_path / "empty", tmp_path / "out").animate(face, None)
 

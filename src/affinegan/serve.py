@@ -239,8 +239,9 @@ class Animator:
         return self.models
 
     def model(self, name: str | None) -> ModelInfo:
+        """The model called ``name``; none named: the first listed (newest run, else shipped)."""
         for info in self.models:
-            if info.name == name:
+            if info.name == name or (not name and info is self.models[0]):
                 return info
         if not self.models:
             hint = TRAIN_HINT.format(checkpoints_dir=self.checkpoints_dir)
