@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -463,3 +464,18 @@ def test_the_loop_takes_another_step_function(data, tmp_path):
             outputs.append((fake, nets.D(torch.cat([x, fake], 1))))
     for ours, theirs in zip(*outputs, strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_photo_pairs_get_a_note_about_their_one_target(tmp_path, caplog):
+    """Neutral + peak pairs give K copies of one target per step: the run says so, once K > 1."""
+    pairs = render_dataset(tmp_path / "pairs", "smile", clips=2, test_clips=1, min_frames=2,
+                           max_frames=2)  # fmt: skip
+    cfg = tiny_config(dataroot=str(pairs), checkpoints_dir=str(tmp_path), max_steps=1, no_html=True)
+    with caplog.at_level("WARNING"):
+        train(cfg)
+    assert "every clip is a neutral + peak pair" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        train(replace(cfg, train_imagenum=1, name="k1"))
+    assert "neutral + peak pair" not in caplog.text

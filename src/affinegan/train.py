@@ -255,6 +255,12 @@ def _data(cfg: TrainConfig, device: torch.device, world: dist.World) -> Data:
         max_pixels=megapixels(cfg.max_megapixels),
         color_jitter=cfg.color_jitter,
     )
+    if cfg.train_imagenum > 1 and all(len(c.frames) == 2 for c in clips) and world.main:
+        log.warning(
+            "note: every clip is a neutral + peak pair, so the K = %d targets of a step are the "
+            "same frame; --train_imagenum 1 does the same work faster",
+            cfg.train_imagenum,
+        )
     per_rank = -(-len(clips) // world.size)
     if cfg.batch_size > per_rank and world.main:
         log.warning(
