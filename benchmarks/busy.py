@@ -44,7 +44,7 @@ g = torch.Generator().manual_seed(0)
 batch = {"A": torch.rand(1, 3, 64, 64, generator=g) * 2 - 1,
          "B": torch.rand(1, 5, 3, 64, 64, generator=g) * 2 - 1,
          "mask_A": torch.ones(1, 3, 64, 64), "mask_B": torch.ones(1, 5, 3, 64, 64),
-         "B_index": torch.arange(1, 6)[None], "B_position": torch.linspace(0.2, 1, 5)[None]}
+         "B_index": torch.arange(1, 6)[None]}
 for _ in range(5):
     train_step(nets, opts, batch, cfg)
 blocks = []

@@ -51,10 +51,8 @@ def test_the_run_stores_its_expressions_and_resumes_exactly(root, run, tmp_path)
     assert_same_weights(weights(run), weights(resumed))
 
 
-def test_d_alpha_has_a_head_per_expression_unless_shared(root, run, tmp_path) -> None:
+def test_d_alpha_has_a_head_per_expression(root, run) -> None:
     assert weights(run)["D_alpha"]["net.4.weight"].shape[0] == 2
-    shared = train(tiny(root, tmp_path, max_steps=2, shared_d_alpha=True))
-    assert weights(shared)["D_alpha"]["net.4.weight"].shape[0] == 1
 
 
 def test_each_expression_and_a_mix_decode_from_one_model(root, run) -> None:

@@ -79,8 +79,8 @@ class AlphaDiscriminator(nn.Module):
         self.heads = heads
 
     def forward(self, alphas: torch.Tensor, head: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, 1) scores; with a head per expression (multi-expression runs, unless
-        ``--shared_d_alpha``) each clip's intensities are judged by its expression's head."""
+        """(N, 1) scores; with a head per expression (multi-expression runs) each clip's
+        intensities are judged by its expression's head."""
         out = self.net(alphas)
         if self.heads == 1:
             return out

@@ -77,7 +77,7 @@ def load_generator(
         kwargs["dropout"] = not opts.no_dropout
     try:
         G = Generator(**kwargs)
-    except ValueError as err:  # a saved config edited by hand, e.g. an unknown --alpha_levels
+    except ValueError as err:  # a saved config edited by hand, e.g. an unknown --netG
         where = run_dir / ckpt.CONFIG_FILE if saved else path
         raise AffineGANError(f"{where}: {err}; fix or delete it") from None
     try:

@@ -1,10 +1,9 @@
 """AffineGAN's objective, term by term, as functions of discriminator scores and images.
 
 docs/method.md, "Losses and the training step", writes out the paper's losses; the options beyond
-it (``--lambda_order``, ``--lambda_region``, ``--lambda_keep``, ``--lambda_mask``,
-``--lambda_mask_in``, ``--lambda_draw``, ``--lambda_position``, ``--lambda_still``) are off by
-default. Nothing here runs a network or a backward pass: ``model.train_step`` decides batching
-and backward order.
+it (``--lambda_order``, ``--lambda_region``, ``--lambda_keep``, which ``--preset expressive``
+sets) are off by default. Nothing here runs a network or a backward pass: ``train_step``
+decides batching and backward order.
 """
 
 from __future__ import annotations
@@ -51,41 +50,23 @@ def g_fake_terms(
     real: torch.Tensor,
     cond: torch.Tensor,
     cfg: TrainConfig,
-    blend: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Step 4's terms on the fakes ("Losses and the training step"): GAN(D), lambda_L1 * L1,
     with ``--lambda_region`` the region L1, with ``--lambda_keep`` the L1 to the input outside
-    the region, with ``--lambda_mask`` the mean there of the fakes' blend mask (``blend``: the
-    masks and the drawings they mix with the input), with ``--lambda_mask_in`` the mean of
-    1 - mask inside the region, with mouth masks GAN(D_patch), with ``--lambda_draw`` the region
-    L1 of the drawings; the GAN terms times ``--lambda_gan`` (1 in the original). Their sum is G's
-    loss on the fakes (``total``)."""
+    the region, with mouth masks GAN(D_patch). Their sum is G's loss on the fakes (``total``)."""
     fake = fake.to(real.dtype)
-    if cfg.uses_blend_maps:
-        assert blend is not None, "--lambda_mask(_in) and --lambda_draw need the blend's maps"
-    blend_mask, drawing = blend if blend is not None else (None, None)
     terms = {
-        "G_GAN_D1": gan_loss(pred, True, cfg.lsgan) * cfg.lambda_gan,
+        "G_GAN_D1": gan_loss(pred, True, cfg.lsgan),
         "G_L1": F.l1_loss(fake, real) * cfg.lambda_L1,
     }
-    if cfg.lambda_region > 0 or cfg.lambda_keep > 0 or cfg.uses_blend_maps:
+    if cfg.lambda_region > 0 or cfg.lambda_keep > 0:
         region = expression_region(real, cond, cfg.region_threshold)
         if cfg.lambda_region > 0:
             terms["G_region"] = region_l1(fake, real, region) * cfg.lambda_region
         if cfg.lambda_keep > 0:
             terms["G_keep"] = region_l1(fake, cond, 1.0 - region) * cfg.lambda_keep
-        if cfg.lambda_mask > 0:
-            terms["G_mask"] = (
-                region_l1(blend_mask, torch.zeros_like(blend_mask), 1.0 - region) * cfg.lambda_mask
-            )
-        if cfg.lambda_mask_in > 0:
-            terms["G_mask_in"] = (
-                region_l1(blend_mask, torch.ones_like(blend_mask), region) * cfg.lambda_mask_in
-            )
     if pred_patch is not None:
-        terms["G_GAN_patch"] = gan_loss(pred_patch, True, cfg.lsgan) * cfg.lambda_gan
-    if drawing is not None and cfg.lambda_draw > 0:  # last: the sum's order its runs were made with
-        terms["G_draw"] = region_l1(drawing.to(real.dtype), real, region) * cfg.lambda_draw
+        terms["G_GAN_patch"] = gan_loss(pred_patch, True, cfg.lsgan)
     return terms
 
 
@@ -96,34 +77,19 @@ def g_rec_loss(rec: torch.Tensor, real: torch.Tensor, cfg: TrainConfig) -> torch
 
 
 def g_alpha_loss(
-    pred_alpha: torch.Tensor,
-    alpha: torch.Tensor,
-    cfg: TrainConfig,
-    index: torch.Tensor | None = None,
-    position: torch.Tensor | None = None,
-    still: torch.Tensor | None = None,
+    pred_alpha: torch.Tensor, alpha: torch.Tensor, cfg: TrainConfig, index: torch.Tensor | None
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Step 4's terms on the intensities alpha (N, K): ``lambda_A * GAN(D_alpha(alpha)) / K``,
-    plus with ``--lambda_order`` the order hinge on the targets' frame numbers ``index``, with
-    ``--lambda_position`` the L1 to their places in the clip ``position`` (both (N, K)) and with
-    ``--lambda_still`` the mean of ``still`` (N,), the alphas of the shifted neutral faces.
+    plus with ``--lambda_order`` the order hinge on the targets' frame numbers ``index`` (N, K).
     Returns the loss and its named terms (the GAN term before the division by K)."""
     g_alpha = gan_loss(pred_alpha, True, cfg.lsgan) * cfg.lambda_A
     terms = {"G_GAN_D_alpha": g_alpha}
     loss = g_alpha / alpha.shape[1]
-    a32 = alpha.to(torch.promote_types(alpha.dtype, torch.float32))
     if cfg.lambda_order > 0:
         assert index is not None, "--lambda_order needs the targets' frame numbers"
+        a32 = alpha.to(torch.promote_types(alpha.dtype, torch.float32))
         terms["G_order"] = order_hinge(a32, index, cfg.order_margin) * cfg.lambda_order
         loss = loss + terms["G_order"]
-    if cfg.lambda_position > 0:
-        assert position is not None, "--lambda_position needs the targets' places in the clip"
-        terms["G_position"] = F.l1_loss(a32, position.to(a32.dtype)) * cfg.lambda_position
-        loss = loss + terms["G_position"]
-    if cfg.lambda_still > 0:
-        assert still is not None, "--lambda_still needs the alphas of the shifted neutral faces"
-        terms["G_still"] = still.float().mean() * cfg.lambda_still
-        loss = loss + terms["G_still"]
     return loss, terms
 
 

@@ -20,7 +20,6 @@ from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -90,7 +89,7 @@ def build_nets(cfg: TrainConfig) -> Nets:
     G = build_generator(cfg)
     D = patch_d()
     D_alpha = init_weights(
-        AlphaDiscriminator(cfg.train_imagenum, sigmoid, 1 if cfg.shared_d_alpha else heads),
+        AlphaDiscriminator(cfg.train_imagenum, sigmoid, heads),
         cfg.init_type,
         cfg.init_gain,
     )
@@ -179,72 +178,29 @@ class Encoded:
     enc_a: Encoding  # neutral faces, both streams, (N, ...)
     enc_b: Encoding  # targets, base stream only, (N*K, ...)
     alpha: torch.Tensor  # (N, K), differentiable w.r.t. the encoders
-    still: torch.Tensor | None = None  # (N,): alphas of the shifted neutral faces
-
-
-def shifted(x: torch.Tensor, fraction: float) -> torch.Tensor:
-    """Each image moved by its own random shift of up to ``fraction`` of its size in x and y
-    (bilinear, edges repeated): a head that moved a little, with no expression."""
-    n = len(x)
-    theta = torch.eye(2, 3, dtype=x.dtype, device=x.device).repeat(n, 1, 1)
-    theta[:, :, 2] = (torch.rand(n, 2, dtype=x.dtype, device=x.device) * 2 - 1) * (2 * fraction)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
 
 
 def encode_batch(
-    G: Generator,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    expression: torch.Tensor | None = None,
-    still: torch.Tensor | None = None,
+    G: Generator, A: torch.Tensor, B: torch.Tensor, expression: torch.Tensor | None = None
 ) -> Encoded:
     """Encode A once (both streams) and the K targets once, in one batch with A's base stream;
     infer alpha per clip (along the residual stream of the clip's expression, multi-expression).
-    ``still`` (N, C, H, W), neutral faces moved (``--lambda_still``), joins the targets' batch.
 
     A: (N, C, H, W); B: (N, K, C, H, W); expression: (N,) indices or None.
     """
     n, k = B.shape[:2]
-    apart = still is None or G.norm == "batch"  # BatchNorm: still rows must not shift targets
-    targets = B.flatten(0, 1) if apart else torch.cat([B.flatten(0, 1), still])
-    enc_a, enc_b = G.encode_pair(A, targets, expression)
+    enc_a, enc_b = G.encode_pair(A, B.flatten(0, 1), expression)
     f0 = G.feature(enc_a, 1.0, 0.0)
     fr = G.feature(enc_a, 0.0, 1.0)
     fb = G.feature(enc_b, 1.0, None)
-    alpha = infer_alpha(f0, fr, fb[: n * k].unflatten(0, (n, k)))
-    if still is None:
-        return Encoded(enc_a, enc_b, alpha)
-    if apart:
-        fs = G.feature(G.encode(still, residual=False), 1.0, None)
-    else:
-        fs, enc_b = fb[n * k :], enc_b.map(lambda t: t[: n * k])
-    return Encoded(enc_a, enc_b, alpha, infer_alpha(f0, fr, fs.unsqueeze(1)).squeeze(1))
+    return Encoded(enc_a, enc_b, infer_alpha(f0, fr, fb.unflatten(0, (n, k))))
 
 
-# A --blend generator's mask and the drawing it mixes with the input, for each decoded image.
-BlendMaps = tuple[torch.Tensor, torch.Tensor]
-
-
-def decode_fakes(
-    G: Generator, enc_a: Encoding, alpha: torch.Tensor, with_blend: bool = False
-) -> tuple[torch.Tensor, BlendMaps | None]:
-    """fake_k = G(A; 1, alpha_k) for every clip and target: (N*K, C, H, W), and with
-    ``with_blend`` the blend's mask and drawing of each (the mask and drawing losses; else None).
-    The caller detaches alpha (the original) or lets the image losses reach the encoders through
-    it (--alpha_grad)."""
-    return _with_blend(G.decode(enc_a, 1.0, alpha.flatten(), return_blend=with_blend), with_blend)
-
-
-def _with_blend(
-    out: torch.Tensor | tuple[torch.Tensor, ...], with_blend: bool
-) -> tuple[torch.Tensor, BlendMaps | None]:
-    """A decoder's output as (images, (mask, drawing) or None), whether it was asked for them."""
-    if with_blend:
-        images, mask, drawing = out
-        return images, (mask, drawing)
-    assert torch.is_tensor(out)
-    return out, None
+def decode_fakes(G: Generator, enc_a: Encoding, alpha: torch.Tensor) -> torch.Tensor:
+    """fake_k = G(A; 1, alpha_k) for every clip and target: (N*K, C, H, W). The caller detaches
+    alpha (the original) or lets the image losses reach the encoders through it
+    (--alpha_grad)."""
+    return G.decode(enc_a, 1.0, alpha.flatten())
 
 
 def decode_recs(G: Generator, enc_b: Encoding) -> torch.Tensor:
@@ -268,15 +224,11 @@ def decode_jointly(B: torch.Tensor, cfg: TrainConfig) -> bool:
 
 
 def decode_fakes_and_recs(
-    G: Generator, enc_a: Encoding, enc_b: Encoding, alpha: torch.Tensor, with_blend: bool = False
-) -> tuple[torch.Tensor, torch.Tensor, BlendMaps | None]:
-    """``decode_fakes`` and ``decode_recs`` as one batch (alpha as given, like decode_fakes),
-    and with ``with_blend`` the fakes' blend masks and drawings (else None)."""
-    parts = [(enc_a, alpha.flatten()), (enc_b, None)]
-    out, blend = _with_blend(G.decode_parts(parts, 1.0, return_blend=with_blend), with_blend)
-    n = alpha.numel()
-    fake, rec = out.split(n)
-    return fake, rec, None if blend is None else (blend[0][:n], blend[1][:n])
+    G: Generator, enc_a: Encoding, enc_b: Encoding, alpha: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``decode_fakes`` and ``decode_recs`` as one batch (alpha as given, like decode_fakes)."""
+    out = G.decode_parts([(enc_a, alpha.flatten()), (enc_b, None)], 1.0)
+    return out.split(alpha.numel())
 
 
 @dataclass
@@ -292,7 +244,7 @@ def generator_forward(
     G: Generator, A: torch.Tensor, B: torch.Tensor, expression: torch.Tensor | None = None
 ) -> Forward:
     enc = encode_batch(G, A, B, expression)
-    fake, _ = decode_fakes(G, enc.enc_a, enc.alpha.detach())
+    fake = decode_fakes(G, enc.enc_a, enc.alpha.detach())
     return Forward(enc.alpha, fake, decode_recs(G, enc.enc_b))
 
 
@@ -337,15 +289,14 @@ def alpha_scores(
 class StepBatch:
     """The batch as the discriminators and losses see it, one row per target (N*K, C, H, W):
     its clip's neutral face (the condition), the real target and the fake; ``patch``: the same
-    three masked to the mouth (None without ``D_patch``); the targets' frame numbers and places
-    in their clips, (N, K), for the order and position losses."""
+    three masked to the mouth (None without ``D_patch``); the targets' frame numbers in their
+    clips, (N, K), for the order loss."""
 
     cond: torch.Tensor
     real: torch.Tensor
     fake: torch.Tensor
     patch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
     index: torch.Tensor | None
-    position: torch.Tensor | None
     head: torch.Tensor | None = None  # each row's expression (multi-expression), (N*K,)
     clip_head: torch.Tensor | None = None  # each clip's expression, (N,)
 
@@ -361,8 +312,7 @@ def step_batch(batch: dict, fake: torch.Tensor, masked: bool, multi: bool = Fals
         patch = (cond * repeat_each(batch["mask_A"], k), fake * mask_b, real * mask_b)
     clip_head = batch["expression"] if multi else None
     head = None if clip_head is None else repeat_each(clip_head, k)
-    index, position = batch.get("B_index"), batch.get("B_position")
-    return StepBatch(cond, real, fake, patch, index, position, head, clip_head)
+    return StepBatch(cond, real, fake, patch, batch.get("B_index"), head, clip_head)
 
 
 @dataclass
@@ -378,36 +328,26 @@ class Decoded:
     rec: torch.Tensor | None
     leaves: tuple[Encoding, Encoding] | None
     alpha_leaf: torch.Tensor | None = None
-    blend: BlendMaps | None = None  # the fakes' blend masks and drawings, for their losses
 
 
 def decode_for_step(
-    G: Generator,
-    batch: dict,
-    joint: bool,
-    so: StepOptions,
-    still_shift: float = 0.0,
-    alpha_grad: bool = False,
-    with_blend: bool = False,
+    G: Generator, batch: dict, joint: bool, so: StepOptions, alpha_grad: bool = False
 ) -> Decoded:
     """Encode the batch and decode the fakes (with the reconstructions when ``joint``); with
-    ``still_shift`` > 0 also infer the alphas of the neutral faces moved that far; with
     ``alpha_grad`` the fakes keep the alphas' graph (the image losses train the encoders
-    through them); with ``with_blend`` the fakes' blend masks and drawings come too."""
+    through them)."""
     expression = batch["expression"] if G.expressions > 1 else None
-    A = batch["A"]
-    with so.autocast(A.device):
-        still = shifted(A, still_shift) if still_shift > 0 else None
-        enc = encode_batch(G, A, batch["B"], expression, still)
+    with so.autocast(batch["A"].device):
+        enc = encode_batch(G, batch["A"], batch["B"], expression)
         alpha = enc.alpha if alpha_grad else enc.alpha.detach()
         if joint:
-            fake, rec, blend = decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, alpha, with_blend)
-            return Decoded(enc, fake, rec, None, blend=blend)
+            fake, rec = decode_fakes_and_recs(G, enc.enc_a, enc.enc_b, alpha)
+            return Decoded(enc, fake, rec, None)
         leaf_a = enc.enc_a.map(lambda t: t.detach().requires_grad_(t.requires_grad))
         leaf_b = enc.enc_b.map(lambda t: t.detach().requires_grad_(t.requires_grad))
         leaf = enc.alpha.detach().requires_grad_(alpha.requires_grad) if alpha_grad else None
-        fake, blend = decode_fakes(G, leaf_a, alpha if leaf is None else leaf, with_blend)
-        return Decoded(enc, fake, None, (leaf_a, leaf_b), leaf, blend)
+        fake = decode_fakes(G, leaf_a, alpha if leaf is None else leaf)
+        return Decoded(enc, fake, None, (leaf_a, leaf_b), leaf)
 
 
 def update(net: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, so: StepOptions) -> None:
@@ -504,8 +444,7 @@ def backward_g(
 
 
 # G's terms that every step reports, in the order the loss line has listed them since the
-# original; the optional ones (region, keep, mask, mask_in, patch, draw, order, position, still)
-# come before G's total.
+# original; the optional ones (region, keep, patch, order) come before G's total.
 G_TERMS = ("G_GAN_D1", "G_L1", "img_recons", "G_GAN_D_alpha")
 
 
@@ -522,12 +461,10 @@ def g_step(
     if nets.D_patch is not None:
         assert sb.patch is not None
         pred_patch = pair_scores(nets.D_patch, sb.patch[0], (sb.patch[1],), so, sb.head)
-    fake_terms = losses.g_fake_terms(pred, pred_patch, sb.fake, sb.real, sb.cond, cfg, dec.blend)
+    fake_terms = losses.g_fake_terms(pred, pred_patch, sb.fake, sb.real, sb.cond, cfg)
     alpha = dec.enc.alpha
     (pred_alpha,) = alpha_scores(nets.D_alpha, (alpha,), so, sb.clip_head)
-    loss_alpha, alpha_terms = losses.g_alpha_loss(
-        pred_alpha, alpha, cfg, sb.index, sb.position, dec.enc.still
-    )
+    loss_alpha, alpha_terms = losses.g_alpha_loss(pred_alpha, alpha, cfg, sb.index)
     loss_fake = losses.total(fake_terms)
     loss_rec = backward_g(nets.G, dec, loss_fake, loss_alpha, sb.real, cfg, so)
     so.step(nets.G, opts.G)
@@ -553,11 +490,8 @@ def train_step(
     original formed. Returns detached losses (no host sync here; read them only when printing).
     """
     so = so or StepOptions()
-    still_shift = cfg.still_shift if cfg.lambda_still > 0 else 0.0
     joint = decode_jointly(batch["B"], cfg)
-    dec = decode_for_step(
-        nets.G, batch, joint, so, still_shift, cfg.alpha_grad, cfg.uses_blend_maps
-    )
+    dec = decode_for_step(nets.G, batch, joint, so, cfg.alpha_grad)
     sb = step_batch(batch, dec.fake, nets.D_patch is not None, nets.G.expressions > 1)
     out = {"D_alpha": d_alpha_step(nets, opts, dec.enc.alpha, cfg, so, sb.clip_head)}
     out.update(d_steps(nets, opts, sb, cfg.lsgan, so))

@@ -18,21 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-UNET_DEPTHS = {"unet_64": 6, "unet_128": 7, "unet_256": 8}
-NORMS = ("instance", "batch")
-INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
-# Where Generator.feature reads the intensity from: the paper's bottleneck, or every level.
-ALPHA_LEVELS = ("bottleneck", "all")
-
-
-def canonical_netg(name: str) -> str:
-    """Accept the original's spellings (``unet256`` was its parser default)."""
-    key = name.lower().replace("-", "_")
-    if key.startswith("unet") and not key.startswith("unet_"):
-        key = "unet_" + key[4:]
-    if key not in UNET_DEPTHS:
-        raise ValueError(f"unknown --netG {name!r}; choose one of {', '.join(UNET_DEPTHS)}")
-    return key
+from .config import UNET_DEPTHS, canonical_netg
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
@@ -181,24 +167,17 @@ class Generator(nn.Module):
         blend: bool = False,
         warp: bool = False,
         expressions: int = 1,
-        alpha_levels: str = "bottleneck",
     ) -> None:
         super().__init__()
         num_downs = UNET_DEPTHS[canonical_netg(netG)]
         if expressions < 1:
             raise ValueError(f"a generator needs at least one expression, got {expressions}")
-        if alpha_levels not in ALPHA_LEVELS:
-            raise ValueError(f"alpha_levels {alpha_levels!r}: choose {' or '.join(ALPHA_LEVELS)}")
         kw = {"norm": norm, "expressions": expressions}
         level = UnetLevel(ngf * 8, ngf * 8, **kw)
         for _ in range(num_downs - 5):
             level = UnetLevel(ngf * 8, ngf * 8, sub=level, dropout=dropout, **kw)
         for mult in (4, 2, 1):
             level = UnetLevel(ngf * mult, ngf * mult * 2, sub=level, **kw)
-        if blend and input_nc != output_nc:
-            raise ValueError("--blend needs as many output as input channels")
-        if warp and not blend:
-            raise ValueError("--warp needs --blend: the mask chooses warped or drawn pixels")
         self.model = UnetLevel(
             output_nc,
             ngf,
@@ -213,7 +192,6 @@ class Generator(nn.Module):
         self.expression = 0  # what encode() animates when no expression is given
         self.blend = blend
         self.warp = warp
-        self.alpha_levels = alpha_levels
         self.norm = norm
         self.noise_std = noise_std
         levels = [self.model]
@@ -356,20 +334,9 @@ class Generator(nn.Module):
     ) -> torch.Tensor:
         """The latent feature f whose offsets give the intensity: ReLU of the bottleneck mix,
         plus training noise, as in the original (whose up path's in-place ReLU ran on the
-        tensor it returned, so it projected ReLU(mix)).
-
-        ``alpha_levels="all"`` (not in the original) appends every level's skip mix, flattened
-        (N, D): a local change such as a smile reaches the outer levels directly, where the
-        bottleneck mixes it with the identity (docs/results.md).
-        """
+        tensor it returned, so it projected ReLU(mix))."""
         b_, t_ = self._coef(b, enc.bottom_base), self._coef(t, enc.bottom_base)
-        f = torch.relu(self._mix(enc.bottom_base, enc.bottom_res, b_, t_))
-        if self.alpha_levels == "bottleneck":
-            return f
-        parts = [f]
-        for i, s in enumerate(enc.skips_base):
-            parts.append(self._mix(s, None if enc.skips_res is None else enc.skips_res[i], b_, t_))
-        return torch.cat([p.flatten(1) for p in parts], 1)
+        return torch.relu(self._mix(enc.bottom_base, enc.bottom_res, b_, t_))
 
     @staticmethod
     def _coef(v: float | torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
@@ -384,34 +351,26 @@ class Generator(nn.Module):
         b: float | torch.Tensor = 1.0,
         t: float | torch.Tensor | None = None,
         return_feature: bool = False,
-        return_blend: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Decode ``b * base + t * res`` at every level; ``b``/``t`` may hold a value per sample,
         or K per sample (N*K: each sample decoded at its K values in a row). ``return_feature``
-        adds the original's feature, the bottleneck's, whatever ``alpha_levels`` says (intensities
-        are inferred with ``feature``); ``return_blend`` (``--blend``) then the blend's mask and
-        the drawing it mixes with the input (the mask and drawing losses).
+        adds the original's feature (the bottleneck's, ReLU of the mix).
 
         ``t=None`` decodes the base stream alone (the original's ``G(x; 1, 0)`` up to 0 * res).
         """
-        return self.decode_parts(
-            [(enc, t)], b, return_feature=return_feature, return_blend=return_blend
-        )
+        return self.decode_parts([(enc, t)], b, return_feature=return_feature)
 
     def decode_parts(
         self,
         parts: Sequence[tuple[Encoding, float | torch.Tensor | None]],
         b: float | torch.Tensor = 1.0,
         return_feature: bool = False,
-        return_blend: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``decode(enc, b, t)`` of every ``(enc, t)`` part as one batch, in order. Each part is
         mixed on its own at every level and only the mixes are joined, so no joined copy of the
         encodings is ever held. ``b`` is one number for all parts."""
         if len(parts) > 1 and torch.is_tensor(b) and b.numel() > 1:
             raise ValueError("decode_parts takes one b for all parts, not one per sample")
-        if return_blend and not self.blend:
-            raise ValueError("only a --blend generator has a mask and a drawing to return")
         coefs = [(e, self._coef(b, e.bottom_base), self._coef(t, e.bottom_base)) for e, t in parts]
 
         def mix(i: int | None) -> list[torch.Tensor]:  # per part: level i's skips or the bottleneck
@@ -430,7 +389,6 @@ class Generator(nn.Module):
         for i in range(len(self._levels) - 1, 0, -1):
             x = torch.cat([_cat(mix(i - 1)), h], 1)
             h = self._levels[i - 1].up_all(x)
-        m = drawing = None
         if self.blend:
             images = []
             for (e, _), fp in zip(parts, fs, strict=True):
@@ -442,9 +400,8 @@ class Generator(nn.Module):
             if self.warp:
                 image = warp_image(image, self.model.up_flow(x))
             m = torch.sigmoid(self.model.up_mask(x))
-            drawing, h = h, m * h + (1 - m) * image
-        extra = ([torch.relu(f)] if return_feature else []) + ([m, drawing] if return_blend else [])
-        return (h, *extra) if extra else h
+            h = m * h + (1 - m) * image
+        return (h, torch.relu(f)) if return_feature else h
 
     def forward(
         self, x: torch.Tensor, base_stage: float = 1.0, temporal_stage: float = 0.0

@@ -79,7 +79,7 @@ def restore(
 
 def note_model_options(cfg: TrainConfig) -> None:
     """Weight files load with the command line's options, as in the original; where the run's
-    saved config defined the networks otherwise (e.g. --alpha_levels, which no weight shape
+    saved config defined the networks otherwise (e.g. --noise_std, which no weight shape
     shows), say so rather than train a different model silently."""
     saved = ckpt.read_config(cfg.run_dir) or {}
     differ = [

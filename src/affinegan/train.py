@@ -17,10 +17,9 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from . import distributed as dist
 from . import layout, resume, runtime
-from .config import TrainConfig, format_options, validate
+from .config import TrainConfig, canonical_netg
 from .data.dataset import ClipDataset, ResumableSampler, scan_expressions
 from .data.images import megapixels
-from .errors import AffineGANError
 from .logger import RunLogger
 from .model import (
     Nets,
@@ -33,62 +32,11 @@ from .model import (
     lr_factor,
     train_step,
 )
-from .networks import ALPHA_LEVELS, INIT_TYPES, NORMS, UNET_DEPTHS, canonical_netg
+from .options import format_options, validate
 
 log = logging.getLogger(__name__)
 
 StepFn = Callable[[Nets, Optimizers, dict, TrainConfig, StepOptions], dict[str, torch.Tensor]]
-
-
-def _check_config(cfg: TrainConfig) -> None:
-    """Reject flag values the networks or the loop cannot use, with the flag's name."""
-    validate(cfg)
-    if cfg.last_epoch < 1:
-        raise AffineGANError(
-            f"--niter {cfg.niter} --niter_decay {cfg.niter_decay} leaves no epoch to train; "
-            "give --niter 1 or more"
-        )
-    if cfg.blend and cfg.input_nc != cfg.output_nc:
-        raise AffineGANError("--blend needs --input_nc equal to --output_nc")
-    if not 0 <= cfg.ema < 1:
-        raise AffineGANError(f"--ema {cfg.ema}: expected a decay in [0, 1), e.g. 0.999")
-    if cfg.lambda_still > 0 and cfg.still_shift <= 0:
-        raise AffineGANError(
-            f"--lambda_still {cfg.lambda_still} needs --still_shift above 0, e.g. 0.02"
-        )
-    for flag, what in (
-        ("lambda_mask", "mask"),
-        ("lambda_mask_in", "mask"),
-        ("lambda_draw", "drawing"),
-    ):
-        if getattr(cfg, flag) > 0 and not cfg.blend:
-            raise AffineGANError(
-                f"--{flag} {getattr(cfg, flag)} needs --blend: it weighs the blend's {what}"
-            )
-    if cfg.warp and not cfg.blend:
-        raise AffineGANError("--warp needs --blend: the mask chooses warped or drawn pixels")
-    if cfg.fineSize > cfg.loadSize:
-        raise AffineGANError(f"--fineSize {cfg.fineSize} is larger than --loadSize {cfg.loadSize}")
-    choices = {
-        "norm": NORMS,
-        "init_type": INIT_TYPES,
-        "netD": ("basic", "n_layers"),
-        "alpha_levels": ALPHA_LEVELS,
-    }
-    for flag, allowed in choices.items():
-        if getattr(cfg, flag) not in allowed:
-            raise AffineGANError(
-                f"--{flag} {getattr(cfg, flag)!r}: choose one of {', '.join(allowed)}"
-            )
-    try:
-        cfg.netG = canonical_netg(cfg.netG)
-    except ValueError as err:
-        raise AffineGANError(str(err)) from None
-    unit = 2 ** UNET_DEPTHS[cfg.netG]
-    if cfg.fineSize % unit:
-        raise AffineGANError(
-            f"--fineSize {cfg.fineSize} does not suit --netG {cfg.netG}: use a multiple of {unit}"
-        )
 
 
 @contextmanager
@@ -127,9 +75,7 @@ def _to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
 
 def _step_options(cfg: TrainConfig, device: torch.device, world: dist.World) -> StepOptions:
     """Mixed precision (``--amp``) and gradient averaging over ranks (torchrun)."""
-    amp = {"": None, "bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp, "bad")
-    if amp == "bad":
-        raise AffineGANError(f"--amp {cfg.amp!r}: choose bf16 or fp16 (or leave it out)")
+    amp = {"": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
     scaler = torch.amp.GradScaler(device.type) if amp is torch.float16 else None
     sync = (lambda net: dist.average_gradients(world, net)) if world.active else None
     return StepOptions(amp=amp, scaler=scaler, sync=sync)
@@ -156,7 +102,8 @@ def train(
     (``--ema``), the loss scaler (``--amp fp16``) and sync gradients (``so.sync``, torchrun).
     """
     cfg = resume.resolve_resume(cfg)
-    _check_config(cfg)
+    validate(cfg)  # TrainConfig.check: the rules every caller meets, not just the CLI
+    cfg = replace(cfg, netG=canonical_netg(cfg.netG))
     with runtime.process(cfg.gpu_ids) as rt:
         return _train(cfg, rt.device, rt.world, build, step or train_step)
 
@@ -253,7 +200,6 @@ def _data(cfg: TrainConfig, device: torch.device, world: dist.World) -> Data:
         use_patch=cfg.use_patch,
         seed=cfg.seed,
         max_pixels=megapixels(cfg.max_megapixels),
-        color_jitter=cfg.color_jitter,
     )
     per_rank = -(-len(clips) // world.size)
     if cfg.batch_size > per_rank and world.main:
