@@ -299,7 +299,7 @@ COLUMNS: tuple[tuple[str, tuple[str, ...], int], ...] = (
 
 # The per-clip figures whose standard error over the held-out clips follows the run's value in
 # the table: how far that value could move with other clips of the same renders (6 clips leave
-# about 0.1 on a strength; docs/results.md, "How much six held-out clips tell").
+# about 0.1 on a strength; docs/experiments.md, "How much six held-out clips tell").
 CLIP_FIGURES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "oracle_region_gain_peak": lambda clip: clip["oracle"]["region_gain_peak"],
     "oracle_strength_peak": lambda clip: clip["oracle"]["strength_peak"],

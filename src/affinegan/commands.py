@@ -225,7 +225,7 @@ def _demo_train_config(opts: DemoOptions, data: Path) -> TrainConfig:
         preset=opts.preset,
     )
     # Its own schedule, a constant rate, replaces the preset's decay: 1500 steps decayed over
-    # their second half draw the expression fainter (docs/results.md, "The demo").
+    # their second half draw the expression fainter (docs/experiments.md, "The demo").
     cfg = apply_preset(cfg, explicit={"niter", "niter_decay", "lr"})
     if cfg.ema > 0:  # a short run: the average spans its last tenth, not the preset's horizon
         cfg.ema = max(0.0, 1.0 - 10.0 / opts.steps)

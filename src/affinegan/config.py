@@ -294,7 +294,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # What a preset adds below a training size (fineSize): at 64 px intensities trained by the
-# image losses cost surprise's identity, which a light keep loss holds (docs/results.md, "The
+# image losses cost surprise's identity, which a light keep loss holds (docs/experiments.md, "The
 # 128 px additions at 64 px"; at 128 px it gained little identity and cost smile's strength).
 PRESETS_BELOW_SIZE: dict[str, tuple[int, dict[str, Any]]] = {
     "expressive": (128, {"lambda_keep": 30.0}),
