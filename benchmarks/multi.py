@@ -28,15 +28,17 @@ import numpy as np
 import torch
 from quality import CLIPS, SIZE, TEST_CLIPS, bench_config, figures, parse_sets, table
 
-from affinegan import metrics
+from affinegan.cli.command_options import EvalConfig
 from affinegan.config import apply_preset
+from affinegan.core.intensity import infer_alpha
 from affinegan.data.dataset import scan_clips
 from affinegan.data.images import load_input_image, load_rgb
 from affinegan.data.synthetic import render_dataset, render_mix_clips
-from affinegan.evaluate import EvalConfig, evaluate, expression_metrics
-from affinegan.generate import decode_frames, load_generator, set_mode
-from affinegan.model import infer_alpha
-from affinegan.train import train
+from affinegan.evaluation import metrics
+from affinegan.evaluation.evaluate import evaluate
+from affinegan.evaluation.scoring import expression_metrics
+from affinegan.generation.generate import decode_frames, load_generator, set_mode
+from affinegan.training.train import train
 
 MIXES = (("smile", "blink"), ("anger", "blink"))
 

@@ -8,20 +8,15 @@ import torch
 from reference import reference_train_step
 from tiny import K, random_batch, tiny_config
 
-from affinegan import losses, model
-from affinegan.config import PRESETS, TrainConfig, apply_preset, build_parser, from_args
+from affinegan.config import PRESETS, TrainConfig, apply_preset
+from affinegan.core import losses, step
+from affinegan.core.build import Optimizers, build_nets, build_optimizers
+from affinegan.core.intensity import encode_batch, infer_alpha
+from affinegan.core.losses import expression_region, order_hinge, region_l1
+from affinegan.core.schedule import budget_schedule, lr_factor
+from affinegan.core.step import generator_forward, train_step
 from affinegan.errors import AffineGANError
-from affinegan.losses import expression_region, order_hinge, region_l1
-from affinegan.model import (
-    Optimizers,
-    budget_schedule,
-    build_nets,
-    build_optimizers,
-    encode_batch,
-    generator_forward,
-    infer_alpha,
-    train_step,
-)
+from affinegan.options import build_parser, from_args
 
 
 def sgd(nets) -> Optimizers:
@@ -64,10 +59,10 @@ def test_alpha_of_a_mixed_code_recovers_the_mix():
 def test_fast_step_equals_reference_path(lsgan, joint, blend, monkeypatch):
     """Both decode schedules (one batch; fakes then recs) give the original's gradients."""
     if not joint:
-        monkeypatch.setattr(model, "JOINT_DECODE_MAX", 0)
+        monkeypatch.setattr(step, "JOINT_DECODE_MAX", 0)
     cfg = tiny_config(lsgan=lsgan, blend=blend)
-    assert model.decode_jointly(torch.zeros(1, K, 3, 64, 64), cfg) is joint
-    assert not model.decode_jointly(torch.zeros(1, K, 3, 64, 64), tiny_config(norm="batch"))
+    assert step.decode_jointly(torch.zeros(1, K, 3, 64, 64), cfg) is joint
+    assert not step.decode_jointly(torch.zeros(1, K, 3, 64, 64), tiny_config(norm="batch"))
     torch.manual_seed(0)
     nets = build_nets(cfg)
     for _, net in nets.items():  # float64, so the comparison tests the math, not rounding order
@@ -214,10 +209,10 @@ def test_fused_adam_is_the_originals_update():
     fused, plain = build_optimizers(nets, cfg), build_optimizers(plain_nets, cfg, fused=False)
     assert all(o.defaults["fused"] for _, o in fused.items())
     assert not any(o.defaults["fused"] for _, o in plain.items())
-    for step in range(3):
+    for i in range(3):
         for (_, net), (_, other) in zip(nets.items(), plain_nets.items(), strict=True):
             for p, q in zip(net.parameters(), other.parameters(), strict=True):
-                p.grad = torch.randn_like(p, generator=torch.Generator().manual_seed(step))
+                p.grad = torch.randn_like(p, generator=torch.Generator().manual_seed(i))
                 q.grad = p.grad.clone()
         for (_, o), (_, other_o) in zip(fused.items(), plain.items(), strict=True):
             o.step()
@@ -314,7 +309,7 @@ def test_budget_schedule_decays_over_the_last_share_of_the_epochs_the_budget_buy
             per_epoch,
         )
         epochs = range(first, first + -(-max_steps // per_epoch))
-        return [round(model.lr_factor(e, cfg), 4) for e in epochs]
+        return [round(lr_factor(e, cfg), 4) for e in epochs]
 
     full = factors(6000, 24, 0.5)
     assert full[:125] == [1.0] * 125 and full[125:] == [
@@ -341,7 +336,7 @@ def test_alpha_grad_trains_the_encoders_through_the_alphas(monkeypatch):
     start = {n: p.detach().clone() for n, p in nets.G.named_parameters()}
 
     def update(alpha_grad: bool, joint: bool) -> dict[str, torch.Tensor]:
-        monkeypatch.setattr(model, "JOINT_DECODE_MAX", 2**40 if joint else 0)
+        monkeypatch.setattr(step, "JOINT_DECODE_MAX", 2**40 if joint else 0)
         run = copy.deepcopy(nets)
         torch.manual_seed(1)
         train_step(run, sgd(run), batch, replace(cfg, alpha_grad=alpha_grad))

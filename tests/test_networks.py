@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from affinegan.checkpoint import infer_generator_options, load_weights
-from affinegan.discriminators import AlphaDiscriminator, PatchDiscriminator
-from affinegan.networks import MAX_FLOW, Generator, canonical_netg, warp_image
+from affinegan.config import canonical_netg
+from affinegan.core.discriminators import AlphaDiscriminator, PatchDiscriminator
+from affinegan.core.networks import MAX_FLOW, Generator, warp_image
 
 FIXTURE = "fixtures/upstream-unet256-ngf8"
 

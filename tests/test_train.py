@@ -16,7 +16,7 @@ from tiny import REPO, TINY_FLAGS, tiny_config, tiny_run_flags
 
 from affinegan import checkpoint as ckpt
 from affinegan.cli import main
-from affinegan.command_options import DemoOptions
+from affinegan.cli.command_options import DemoOptions
 from affinegan.config import (
     EXPERIMENTS_TAG,
     REMOVED_OPTIONS,
@@ -24,14 +24,15 @@ from affinegan.config import (
     TrainConfig,
     apply_preset,
 )
+from affinegan.core.build import build_nets
+from affinegan.core.step import train_step
 from affinegan.data.synthetic import render_dataset
 from affinegan.errors import AffineGANError
-from affinegan.generate import generate
+from affinegan.generation.generate import generate
+from affinegan.generation.video import read_frames
 from affinegan.layout import STATE_FILE
-from affinegan.model import build_nets, train_step
 from affinegan.options import validate
-from affinegan.train import train
-from affinegan.video import read_frames
+from affinegan.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_resume_is_exact_with_the_expressive_preset(data, tmp_path):
     assert_same_weights(weights(straight), weights(resumed))
     g = ckpt.load_weights(straight / "latest_net_G.pth")
     assert any(not torch.equal(g[k], ema[0][k]) for k in g)  # the average is not the last step
-    from affinegan.generate import load_generator
+    from affinegan.generation.generate import load_generator
 
     used = load_generator(straight, size=64).G.state_dict()
     assert all(torch.equal(used[k], ema[0][k]) for k in used)  # generation uses the average
@@ -274,7 +275,7 @@ def test_blend_and_order_flags_train_and_generate_from_weights_alone(data, tmp_p
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(logged) == 3 and all(r["G_order"] >= 0 for r in logged)
     (run / "train_opt.json").unlink()  # as for weights trained elsewhere
-    from affinegan.generate import load_generator
+    from affinegan.generation.generate import load_generator
 
     G = load_generator(run, size=64).G.eval()
     assert G.blend
@@ -303,7 +304,7 @@ def test_a_run_saved_with_a_removed_option_is_refused_in_one_line(
 ):
     """Generation and resume refuse a run whose saved options turned on an option removed after
     the experiments' tag, naming both; the option's "off" value loads as before."""
-    from affinegan.generate import load_generator
+    from affinegan.generation.generate import load_generator
 
     run = train(tiny(data, tmp_path, max_steps=1))
     saved = json.loads((run / "train_opt.json").read_text())
@@ -324,7 +325,7 @@ def test_a_run_saved_with_a_removed_option_is_refused_in_one_line(
 
 def test_generation_is_deterministic_with_eval_and_peak_included(data, tmp_path):
     train(tiny(data, tmp_path, max_steps=2))
-    from affinegan.generate import animate, load_generator
+    from affinegan.generation.generate import animate, load_generator
 
     model = load_generator(tmp_path / "run")
     model.G.eval()

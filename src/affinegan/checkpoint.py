@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
-from .config import UNET_DEPTHS, canonical_netg, refuse_removed_options
-from .errors import AffineGANError
-from .files import atomic_text, atomic_write
-from .layout import CONFIG_FILE, STATE_FILE, weight_path
+from affinegan.config import UNET_DEPTHS, canonical_netg, refuse_removed_options
+from affinegan.errors import AffineGANError
+from affinegan.files import atomic_text, atomic_write
+from affinegan.layout import CONFIG_FILE, STATE_FILE, weight_path
 
 STATE_FORMAT = 2
 STATE_KEYS = ("format", "config", "progress", "nets", "optimizers", "rng")

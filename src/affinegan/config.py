@@ -12,15 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .errors import AffineGANError
-from .options import (  # noqa: F401  (the mechanism, importable from here as before)
-    DEFAULT_MAX_MEGAPIXELS,
+from affinegan.errors import AffineGANError
+from affinegan.options import (
     Options,
     _opt,
-    build_parser,
-    format_options,
-    from_args,
-    from_dict,
     opt_checkpoints_dir,
     opt_chunk,
     opt_epoch,
@@ -30,7 +25,6 @@ from .options import (  # noqa: F401  (the mechanism, importable from here as be
     opt_results_dir,
     opt_run_name,
     opt_verbose,
-    validate,
 )
 
 # The networks' vocabulary, here so that a config is checked without importing torch.

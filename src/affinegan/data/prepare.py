@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from affinegan.command_options import PrepareOptions
+from affinegan.cli.command_options import PrepareOptions
 from affinegan.data.align import CropBox, Face, crop, face_crop_box, locate_face, mouth_mask
 from affinegan.data.dataset import list_frames
 from affinegan.data.images import IMAGE_EXTENSIONS, open_image
