@@ -4,7 +4,7 @@
     python benchmarks/busy.py --steps 100 --hogs 1
     python benchmarks/busy.py --steps 30 --policies "" --threads 0,1,auto   # the thread policy
 
-Each cell runs ``model.train_step`` of the demo's configuration (unet_64, ngf 16, 64 px, K 5,
+Each cell runs ``core.step.train_step`` of the demo's configuration (unet_64, ngf 16, 64 px, K 5,
 the expressive preset) in a fresh process whose ``OMP_WAIT_POLICY`` and torch thread count are
 set before torch loads, and reports wall and CPU milliseconds per step (median of three blocks,
 after warm-up). "busy" starts ``--hogs`` CPU-bound processes (a Python loop each) for the cell's
@@ -27,7 +27,8 @@ CELL = r"""
 import json, sys, time
 import torch
 from affinegan.config import TrainConfig, apply_preset
-from affinegan.model import build_nets, build_optimizers, train_step
+from affinegan.core.build import build_nets, build_optimizers
+from affinegan.core.step import train_step
 
 threads, steps = sys.argv[1], int(sys.argv[2])
 if threads == "auto":
@@ -44,7 +45,7 @@ g = torch.Generator().manual_seed(0)
 batch = {"A": torch.rand(1, 3, 64, 64, generator=g) * 2 - 1,
          "B": torch.rand(1, 5, 3, 64, 64, generator=g) * 2 - 1,
          "mask_A": torch.ones(1, 3, 64, 64), "mask_B": torch.ones(1, 5, 3, 64, 64),
-         "B_index": torch.arange(1, 6)[None], "B_position": torch.linspace(0.2, 1, 5)[None]}
+         "B_index": torch.arange(1, 6)[None]}
 for _ in range(5):
     train_step(nets, opts, batch, cfg)
 blocks = []

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from affinegan.data.images import load_input_image, tensor_to_uint8
-from affinegan.evaluate import face_embedding
-from affinegan.generate import animate, load_generator
-from affinegan.metrics import acd_c, acd_i, smoothness
+from affinegan.evaluation.evaluate import face_embedding
+from affinegan.evaluation.metrics import acd_c, acd_i, smoothness
+from affinegan.generation.generate import animate, load_generator
 
 
 def main() -> None:

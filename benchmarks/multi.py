@@ -28,15 +28,17 @@ import numpy as np
 import torch
 from quality import CLIPS, SIZE, TEST_CLIPS, bench_config, figures, parse_sets, table
 
-from affinegan import metrics
+from affinegan.cli.command_options import EvalConfig
 from affinegan.config import apply_preset
+from affinegan.core.intensity import infer_alpha
 from affinegan.data.dataset import scan_clips
 from affinegan.data.images import load_input_image, load_rgb
 from affinegan.data.synthetic import render_dataset, render_mix_clips
-from affinegan.evaluate import EvalConfig, evaluate, expression_metrics
-from affinegan.generate import decode_frames, load_generator, set_mode
-from affinegan.model import infer_alpha
-from affinegan.train import train
+from affinegan.evaluation import metrics
+from affinegan.evaluation.evaluate import evaluate
+from affinegan.evaluation.scoring import expression_metrics
+from affinegan.generation.generate import decode_frames, load_generator, set_mode
+from affinegan.training.train import train
 
 MIXES = (("smile", "blink"), ("anger", "blink"))
 
@@ -45,8 +47,6 @@ def train_multi(a: argparse.Namespace, data: Path) -> dict[str, float]:
     """Train the multi-expression model (skipped with --eval_only); its CPU and wall time."""
     sets = parse_sets(a.set)
     overrides = {"preset": a.preset, "expressions": a.expressions, **sets}
-    if a.shared_d_alpha:
-        overrides["shared_d_alpha"] = True
     cfg = bench_config(data, a.name, Path(a.out), a.steps, a.ngf, a.seed, overrides)
     cfg = apply_preset(cfg, explicit=set(sets))
     torch.set_num_threads(a.threads)
@@ -156,7 +156,6 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--preset", default="expressive")
     ap.add_argument("--name", default="multi_expressive")
-    ap.add_argument("--shared_d_alpha", action="store_true", help="one D_alpha head for all")
     ap.add_argument("--set", nargs="*", default=[], help="TrainConfig overrides KEY=VALUE")
     ap.add_argument("--singles", help="quality.py's JSON of the single models, for the table")
     ap.add_argument("--eval_only", action="store_true", help="evaluate the trained model only")

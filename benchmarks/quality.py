@@ -8,17 +8,17 @@ For each expression a fixed synthetic dataset is rendered (24 training clips, 6 
 held-out identities, 64 px, 8-30 frames, seed 0; ``render_dataset`` gives train and test
 disjoint identities), a model is trained for a fixed number of steps at 64 px (unet_64; mouth
 masks on, the original's losses and defaults otherwise; ``--size 128`` for unet_128 on 128 px
-renders, same seed) in a process of its own, and
-``affinegan.evaluate`` scores it on the test clips. The table reports the figures the targets
-are stated in, and the CPU time of each training (single-threaded by default so several runs
-can train side by side on a small machine).
+renders, same seed) in a process of its own, and ``affinegan.evaluation.evaluate`` scores it
+on the test clips. The table reports the figures the targets are stated in, and the CPU time of
+each training (single-threaded by default so several runs can train side by side on a small
+machine).
 
 Targets (issue 11), judged over a table's runs: region gain (the oracle video's region PSNR
-above copying the input, at the peak third; see the ``affinegan.evaluate`` docstring) >= 3 dB
-on average and >= 1.5 dB in every run; expression strength at the peak third (oracle) between
-0.75 and 1.25 in every run; whole-frame oracle PSNR >= copy-input PSNR + 1 dB on average;
-per-clip Spearman >= 0.95 on average and >= 0.85 in every run; ACD-i <= 1.1 x the truth's in
-every run. The table ends with the mean over its runs and a table of the targets.
+above copying the input, at the peak third; see the ``affinegan.evaluation.evaluate``
+docstring) >= 3 dB on average and >= 1.5 dB in every run; expression strength at the peak third
+(oracle) between 0.75 and 1.25 in every run; whole-frame oracle PSNR >= copy-input PSNR + 1 dB
+on average; per-clip Spearman >= 0.95 on average and >= 0.85 in every run; ACD-i <= 1.1 x the
+truth's in every run. The table ends with the mean over its runs and a table of the targets.
 
 ``--set lambda_order=10`` trains with the frame-order hinge on the inferred alphas (a
 TrainConfig flag, off by default); ``--preset expressive`` with a named recipe of such flags
@@ -45,11 +45,16 @@ import math
 import multiprocessing as mp
 import queue
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+# tests/reference.py, the original's call pattern, lives with the tests that hold this code
+# to it; a spawned worker re-runs this line too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 CLIPS, TEST_CLIPS, SIZE = 24, 6, 64
 DATA_SEED = 0  # the renders; --seed is the training seed, so every seed scores the same clips
@@ -180,10 +185,12 @@ def train_and_evaluate(expr: str, seed: int, a: dict[str, Any], q: Any) -> None:
     ``q``."""
     import torch
 
+    from affinegan.cli.command_options import EvalConfig
     from affinegan.config import apply_preset
-    from affinegan.evaluate import EvalConfig, evaluate
-    from affinegan.model import build_nets, train_step
-    from affinegan.train import train
+    from affinegan.core.build import build_nets
+    from affinegan.core.step import train_step
+    from affinegan.evaluation.evaluate import evaluate
+    from affinegan.training.train import train
 
     torch.set_num_threads(a["threads"])
     out = Path(a["out"])
@@ -299,7 +306,7 @@ COLUMNS: tuple[tuple[str, tuple[str, ...], int], ...] = (
 
 # The per-clip figures whose standard error over the held-out clips follows the run's value in
 # the table: how far that value could move with other clips of the same renders (6 clips leave
-# about 0.1 on a strength; docs/results.md, "How much six held-out clips tell").
+# about 0.1 on a strength; docs/experiments.md, "How much six held-out clips tell").
 CLIP_FIGURES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "oracle_region_gain_peak": lambda clip: clip["oracle"]["region_gain_peak"],
     "oracle_strength_peak": lambda clip: clip["oracle"]["strength_peak"],
@@ -400,11 +407,11 @@ def ideal_summary(data: Path, expr: str, size: int = SIZE) -> dict[str, Any]:
     model given the input and an alpha can know. The ceiling the targets are read against."""
     import numpy as np
 
-    from affinegan import metrics
+    from affinegan.data.cartoon import render_face
     from affinegan.data.dataset import scan_clips
     from affinegan.data.images import load_rgb
-    from affinegan.data.synthetic import render_face
-    from affinegan.evaluate import expression_metrics
+    from affinegan.evaluation import metrics
+    from affinegan.evaluation.scoring import expression_metrics
 
     clips = []
     for clip in scan_clips(data, "test", min_frames=2):

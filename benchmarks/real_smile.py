@@ -119,7 +119,7 @@ def crop_figures(data: Path, packed: Path, results: Path, name: str) -> dict[str
 
 def pasted_figures(model: Any, london: Path, held: list[str]) -> tuple[dict[str, float], dict]:
     """Step 2: the held-out photos animated in place; the figures and the frames per person."""
-    from affinegan.face_geometry import face_points, sharpness
+    from affinegan.evaluation.face_geometry import face_points, sharpness
 
     errors, sharp, frames = [], [], {}
     for person in held:
@@ -136,7 +136,7 @@ def pasted_figures(model: Any, london: Path, held: list[str]) -> tuple[dict[str,
 def unlike_figures(model: Any, examples: Path) -> dict[str, float]:
     """Step 3: the model's alpha-0 error on the crops of photos unlike its training set."""
     from affinegan.errors import AffineGANError
-    from affinegan.pasteback import place
+    from affinegan.generation.pasteback import place
 
     errors = []
     for first in sorted(examples.glob("*/*/img/*/0001.*")):

@@ -4,7 +4,7 @@
     python benchmarks/speed.py --configs small --repeats 5 --device cuda
 
 For each config the same networks (same seed) and the same inputs go through
-(a) ``model.train_step`` / ``generate.animate`` with fused Adam, in a process set up as
+(a) ``core.step.train_step`` / ``generate.animate`` with fused Adam, in a process set up as
 ``affinegan train`` and ``generate`` set up theirs (``allocator.keep_freed_memory``), and (b)
 ``reference.reference_train_step`` / ``reference.reference_frames`` (12 full generator calls per
 iteration, one per frame) with the original's plain ``torch.optim.Adam`` and default malloc.
@@ -41,6 +41,7 @@ import multiprocessing as mp
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ from pathlib import Path
 import torch
 
 from affinegan.data.synthetic import render_dataset
+
+# tests/reference.py, the original's call pattern, lives with the tests that hold this code
+# to it; a spawned worker re-runs this line too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 CONFIGS = {
     "small": dict(netG="unet_64", ngf=16, ndf=16, fineSize=64),
@@ -100,7 +105,7 @@ def _cpu_peak_mb(run) -> float:
 
 def _setup(name: str, device: str, fused: bool = True):
     from affinegan.config import TrainConfig
-    from affinegan.model import build_nets, build_optimizers
+    from affinegan.core.build import build_nets, build_optimizers
 
     cfg = TrainConfig(
         dataroot="-", loadSize=CONFIGS[name]["fineSize"], train_imagenum=K, **CONFIGS[name]
@@ -165,8 +170,8 @@ class Job:
 
 def _onnx_generator(G, x: torch.Tensor, threads: int, tmp_dir: str):
     """G exported as ``affinegan export`` does, loaded as ``generate --backend onnxruntime``."""
-    from affinegan.export import export_graphs
-    from affinegan.onnx_runtime import OnnxGenerator, open_session
+    from affinegan.export.onnx_export import export_graphs
+    from affinegan.export.onnx_runtime import OnnxGenerator, open_session
 
     G.eval()
     paths, _, _ = export_graphs(G, x.cpu(), Path(tmp_dir))
@@ -179,9 +184,9 @@ def _runner(job: Job, path: str, tmp_dir: str = ""):
     """The callable one measurement repeats, set up and warmed up."""
     from reference import reference_frames, reference_train_step
 
-    from affinegan.generate import animate
-    from affinegan.model import train_step
-    from affinegan.runtime import keep_freed_memory
+    from affinegan.allocator import keep_freed_memory
+    from affinegan.core.step import train_step
+    from affinegan.generation.generate import animate
 
     project_runtime = path == "project" or job.same_runtime
     if project_runtime:  # as `affinegan train` / `affinegan generate` set up their process

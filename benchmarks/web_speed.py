@@ -9,80 +9,21 @@ every request elsewhere blocked and counted. After a face is encoded (``--photo`
 demo's first example face), the page decodes ``--singles`` single frames at changing
 intensities, as dragging the slider does, and one ``--frames``-frame video in one call; the
 table gives the page's own ms/frame (median of the singles; the video's total / frames) per
-variant. The helpers serve the page test too.
+variant. The helpers that serve and drive the page are in tests/browser.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
-import http.server
 import json
 import statistics
+import sys
 import tempfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-]
-
-
-@contextlib.contextmanager
-def static_server(root: Path) -> Iterator[str]:
-    """``python -m http.server`` for ``root`` on 127.0.0.1 in a thread; yields its origin."""
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(root))
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_port}"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-
-
-def launch_chromium(playwright):
-    """Debian's Chromium when installed, else Playwright's own; raises when neither starts."""
-    if Path(CHROMIUM).is_file():
-        return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    return playwright.chromium.launch(args=CHROMIUM_ARGS)
-
-
-def offline_page(browser, origin: str) -> tuple[object, list[str], list[str]]:
-    """A page that may reach ``origin`` and nothing else: (page, blocked URLs, page errors)."""
-    page = browser.new_page(viewport={"width": 900, "height": 720})
-    blocked: list[str] = []
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-
-    def route(r) -> None:
-        if r.request.url.startswith(origin + "/"):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    page.route("**/*", route)
-    return page, blocked, errors
-
-
-def open_with_photo(page, origin: str, photo: Path) -> None:
-    """Load the page, wait for the model, pick ``photo`` and wait for its encoding."""
-    page.goto(origin + "/index.html")
-    page.evaluate("window.affinegan.ready")
-    page.set_input_files("#photo", str(photo))
-    page.wait_for_selector("body[data-state=encoded]", timeout=120_000)
+# tests/browser.py: the helpers that serve and drive the page, shared with the page's test.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser import launch_chromium, offline_page, open_with_photo, static_server  # noqa: E402
 
 
 def use_variant(page, variant: str) -> None:
@@ -109,8 +50,8 @@ def page_speed(page, variant: str, singles: int, frames: int) -> tuple[float, fl
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    from affinegan.export import export
-    from affinegan.serve import write_examples
+    from affinegan.export.onnx_export import export
+    from affinegan.serving.serve import write_examples
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="+", help="run names under --checkpoints_dir")

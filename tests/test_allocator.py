@@ -11,7 +11,8 @@ PROBE = """
 import resource, sys, torch
 from affinegan.allocator import keep_freed_memory
 from affinegan.config import TrainConfig
-from affinegan.model import build_nets, build_optimizers, train_step
+from affinegan.core.build import build_nets, build_optimizers
+from affinegan.core.step import train_step
 if sys.argv[1] == "keep" and not keep_freed_memory():
     print("no-effect")
     sys.exit()

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from affinegan.curves import CURVES, alpha_curve
 from affinegan.errors import AffineGANError
+from affinegan.generation.curves import CURVES, alpha_curve
 
 
 @pytest.mark.parametrize("name", CURVES)

@@ -11,14 +11,14 @@ from tiny import tiny_config
 
 from affinegan.cli import compare_main
 from affinegan.cli import evaluate_main as main
-from affinegan.command_options import EvalConfig
+from affinegan.cli.command_options import EvalConfig
 from affinegan.config import GenerateConfig
 from affinegan.data.synthetic import render_dataset
 from affinegan.errors import AffineGANError
-from affinegan.evaluate import evaluate
-from affinegan.generate import generate
-from affinegan.scoring import expression_metrics, peak_third, summarize
-from affinegan.train import train
+from affinegan.evaluation.evaluate import evaluate
+from affinegan.evaluation.scoring import expression_metrics, peak_third, summarize
+from affinegan.generation.generate import generate
+from affinegan.training.train import train
 
 
 @pytest.fixture(scope="module")

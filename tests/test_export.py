@@ -17,7 +17,7 @@ from tiny import REPO, tiny_config
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from web_speed import (  # noqa: E402  (benchmarks/, on pytest's pythonpath)
+from browser import (  # noqa: E402
     CHROMIUM,
     launch_chromium,
     offline_page,
@@ -25,13 +25,14 @@ from web_speed import (  # noqa: E402  (benchmarks/, on pytest's pythonpath)
     static_server,
 )
 
-from affinegan.data.images import load_input_image  # noqa: E402
-from affinegan.data.synthetic import render_dataset, render_face  # noqa: E402
-from affinegan.errors import AffineGANError  # noqa: E402
-from affinegan.export import NPM_FILES, TOLERANCE, export  # noqa: E402
-from affinegan.generate import animate, load_generator, set_mode  # noqa: E402
-from affinegan.onnx_runtime import OnnxGenerator, load_face  # noqa: E402
-from affinegan.train import train  # noqa: E402
+from affinegan.data.cartoon import render_face
+from affinegan.data.images import load_input_image
+from affinegan.data.synthetic import render_dataset
+from affinegan.errors import AffineGANError
+from affinegan.export.onnx_export import NPM_FILES, TOLERANCE, export
+from affinegan.export.onnx_runtime import OnnxGenerator, load_face
+from affinegan.generation.generate import animate, load_generator, set_mode
+from affinegan.training.train import train
 
 NODE_MODULES = REPO / "web" / "node_modules"
 WARP = {"blend": True, "warp": True}

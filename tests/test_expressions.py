@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from affinegan.checkpoint import infer_generator_options
+from affinegan.core.discriminators import AlphaDiscriminator, PatchDiscriminator
+from affinegan.core.networks import Generator, init_weights
 from affinegan.data.cartoon_pose import expression_pose, mixed_pose
 from affinegan.data.dataset import scan_expressions
 from affinegan.data.synthetic import render_expressions, render_mix_clips
-from affinegan.discriminators import AlphaDiscriminator, PatchDiscriminator
 from affinegan.errors import AffineGANError
-from affinegan.expressions import plan
-from affinegan.networks import Generator, init_weights
+from affinegan.generation.expressions import plan
 
 
 def _generator(expressions: int, blend: bool = False) -> Generator:

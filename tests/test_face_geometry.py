@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from affinegan.face_geometry import MEASURES, measures, ratios, real_face_figures, summarize
+from affinegan.evaluation.face_geometry import (
+    MEASURES,
+    measures,
+    ratios,
+    real_face_figures,
+    summarize,
+)
 
 LONDON = Path(__file__).resolve().parents[2] / "shared" / "data" / "london-smile"
 

@@ -29,7 +29,8 @@ CHILD = r"""
 import os, signal, sys
 from pathlib import Path
 import torch
-from affinegan import checkpoint as ckpt, train as loop
+from affinegan import checkpoint as ckpt
+from affinegan.training import train as loop
 from affinegan.cli import main
 
 kind, _, arg = os.environ.get("FAULT", "").partition("=")

@@ -15,10 +15,11 @@ from PIL import Image
 from tiny import TINY_FLAGS, tiny_run_flags
 
 from affinegan import checkpoint as ckpt
+from affinegan import layout
 from affinegan.cli import main
 from affinegan.data.synthetic import render_dataset
 from affinegan.errors import AffineGANError
-from affinegan.serve import Animator
+from affinegan.serving.serve import Animator
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_generate_refuses_a_bad_fps_before_loading(
 
 def _save_state(run_dir: Path, obj: object) -> None:
     run_dir.mkdir(parents=True)
-    torch.save(obj, run_dir / ckpt.STATE_FILE)
+    torch.save(obj, run_dir / layout.STATE_FILE)
 
 
 @pytest.mark.parametrize(
@@ -87,7 +88,7 @@ def test_a_state_file_of_the_wrong_shape_is_one_line(
     with pytest.raises(AffineGANError) as err:
         ckpt.load_state(tmp_path / "run")
     text = str(err.value)
-    assert message in text and str(tmp_path / "run" / ckpt.STATE_FILE) in text
+    assert message in text and str(tmp_path / "run" / layout.STATE_FILE) in text
     assert "delete it" in text and "\n" not in text
 
 
@@ -100,7 +101,7 @@ def _code_checkpoint(path: Path) -> Path:
 def test_a_checkpoint_holding_code_is_refused_in_one_line(tmp_path: Path) -> None:
     """Item 7: no torch text, no hint that weights_only=False would work."""
     weights = _code_checkpoint(tmp_path / "latest_net_G.pth")
-    _code_checkpoint(tmp_path / ckpt.STATE_FILE)
+    _code_checkpoint(tmp_path / layout.STATE_FILE)
     for load in (lambda: ckpt.load_weights(weights), lambda: ckpt.load_state(tmp_path)):
         with pytest.raises(AffineGANError) as err:
             load()
@@ -113,7 +114,7 @@ def test_serve_sends_no_server_path_to_the_browser(tmp_path: Path) -> None:
     """Item 7: the page gets the model's name; the server's log gets the path."""
     run = tmp_path / "secret_folder" / "smile"
     _code_checkpoint(run / "latest_net_G.pth")
-    (run / ckpt.CONFIG_FILE).write_text('{"fineSize": 64}')
+    (run / layout.CONFIG_FILE).write_text('{"fineSize": 64}')
     photo = tmp_path / "face.png"
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(photo)
     animator = Animator(tmp_path / "secret_folder", tmp_path / "out")
@@ -125,7 +126,7 @@ def test_serve_sends_no_server_path_to_the_browser(tmp_path: Path) -> None:
 def test_serve_rejects_requests_in_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
     """Item 10: Gradio is told not to print its traceback; the log gets one line."""
     gr = pytest.importorskip("gradio")
-    from affinegan.serve_page import _reject
+    from affinegan.serving.serve_page import _reject
 
     caplog.set_level(logging.INFO)  # not left at INFO by an earlier test's CLI call any more
     with pytest.raises(gr.Error) as err:
@@ -154,7 +155,7 @@ def test_runs_note_what_they_ignore_and_clean_up(
     err = capsys.readouterr().err
     assert err.count("--batch_size 8 is more than the 2 clip(s) per process") == 1
     run = tmp_path / "run"
-    for name in ("latest_net_G.pth", ckpt.STATE_FILE, "opt.txt", ckpt.CONFIG_FILE):
+    for name in ("latest_net_G.pth", layout.STATE_FILE, "opt.txt", layout.CONFIG_FILE):
         assert (run / name).stat().st_mode & 0o777 == 0o640, name  # the umask, not 0600
 
     stale = [

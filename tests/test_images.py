@@ -20,8 +20,8 @@ from affinegan.data.check import check_dataset
 from affinegan.data.dataset import ClipDataset, scan_clips
 from affinegan.data.images import check_image, decode, load_input_image, open_image
 from affinegan.errors import AffineGANError
-from affinegan.onnx_runtime import load_face
-from affinegan.serve import Limits, read_photo
+from affinegan.export.onnx_runtime import load_face
+from affinegan.serving.serve import Limits, read_photo
 
 RNG = np.random.default_rng(0)
 FACE = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)  # what the viewer should show

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from affinegan import metrics
 from affinegan.data.images import load_rgb
+from affinegan.evaluation import metrics
 
 
 def test_psnr_hand_value_and_identical_cap():
@@ -79,7 +79,7 @@ def test_match_positions_same_relative_place():
 
 def test_face_embedder_real_frame_and_blank(shared_dir):
     pytest.importorskip("dlib")
-    from affinegan.evaluate import face_embedding
+    from affinegan.evaluation.evaluate import face_embedding
 
     path = shared_dir / "data/examples/happy/train/img/vid_0001/0001.jpg"
     frame = np.asarray(load_rgb(path, 128))

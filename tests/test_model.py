@@ -8,21 +8,15 @@ import torch
 from reference import reference_train_step
 from tiny import K, random_batch, tiny_config
 
-from affinegan import losses, model
-from affinegan.config import PRESETS, TrainConfig, apply_preset, build_parser, from_args
+from affinegan.config import PRESETS, TrainConfig, apply_preset
+from affinegan.core import losses, step
+from affinegan.core.build import Optimizers, build_nets, build_optimizers
+from affinegan.core.intensity import encode_batch, infer_alpha
+from affinegan.core.losses import expression_region, order_hinge, region_l1
+from affinegan.core.schedule import budget_schedule, lr_factor
+from affinegan.core.step import generator_forward, train_step
 from affinegan.errors import AffineGANError
-from affinegan.losses import expression_region, order_hinge, region_l1
-from affinegan.model import (
-    Optimizers,
-    budget_schedule,
-    build_nets,
-    build_optimizers,
-    encode_batch,
-    generator_forward,
-    infer_alpha,
-    train_step,
-)
-from affinegan.networks import repeat_each
+from affinegan.options import build_parser, from_args
 
 
 def sgd(nets) -> Optimizers:
@@ -65,10 +59,10 @@ def test_alpha_of_a_mixed_code_recovers_the_mix():
 def test_fast_step_equals_reference_path(lsgan, joint, blend, monkeypatch):
     """Both decode schedules (one batch; fakes then recs) give the original's gradients."""
     if not joint:
-        monkeypatch.setattr(model, "JOINT_DECODE_MAX", 0)
+        monkeypatch.setattr(step, "JOINT_DECODE_MAX", 0)
     cfg = tiny_config(lsgan=lsgan, blend=blend)
-    assert model.decode_jointly(torch.zeros(1, K, 3, 64, 64), cfg) is joint
-    assert not model.decode_jointly(torch.zeros(1, K, 3, 64, 64), tiny_config(norm="batch"))
+    assert step.decode_jointly(torch.zeros(1, K, 3, 64, 64), cfg) is joint
+    assert not step.decode_jointly(torch.zeros(1, K, 3, 64, 64), tiny_config(norm="batch"))
     torch.manual_seed(0)
     nets = build_nets(cfg)
     for _, net in nets.items():  # float64, so the comparison tests the math, not rounding order
@@ -215,10 +209,10 @@ def test_fused_adam_is_the_originals_update():
     fused, plain = build_optimizers(nets, cfg), build_optimizers(plain_nets, cfg, fused=False)
     assert all(o.defaults["fused"] for _, o in fused.items())
     assert not any(o.defaults["fused"] for _, o in plain.items())
-    for step in range(3):
+    for i in range(3):
         for (_, net), (_, other) in zip(nets.items(), plain_nets.items(), strict=True):
             for p, q in zip(net.parameters(), other.parameters(), strict=True):
-                p.grad = torch.randn_like(p, generator=torch.Generator().manual_seed(step))
+                p.grad = torch.randn_like(p, generator=torch.Generator().manual_seed(i))
                 q.grad = p.grad.clone()
         for (_, o), (_, other_o) in zip(fused.items(), plain.items(), strict=True):
             o.step()
@@ -267,147 +261,6 @@ def test_lambda_keep_is_the_l1_to_the_input_outside_the_region():
     assert "G_keep" not in losses.g_fake_terms(pred, None, smudged, real, cond, tiny_config())
 
 
-def test_lambda_mask_is_the_mean_blend_mask_outside_the_region():
-    """G_mask = lambda_mask x mean of the blend mask over the pixels outside the region: a mask
-    on inside the region costs nothing, one on outside does."""
-    cond = torch.zeros(1, 3, 8, 8)
-    real = cond.clone()
-    real[:, :, 3:5, 3:5] = 0.5  # the region: rows and columns 2-5 (16 pixels)
-    cfg = tiny_config(blend=True, lambda_mask=3.0)
-    pred = torch.zeros(1, 1, 2, 2)
-    inside = torch.zeros(1, 1, 8, 8)
-    inside[:, :, 2:6, 2:6] = 1.0
-    assert losses.g_fake_terms(pred, None, real, real, cond, cfg, (inside, real))["G_mask"] == 0
-    spilled = inside.clone()
-    spilled[:, :, 7, :] = 0.4  # 8 of the 48 pixels outside
-    mask = losses.g_fake_terms(pred, None, real, real, cond, cfg, (spilled, real))["G_mask"]
-    torch.testing.assert_close(mask, torch.tensor(3.0 * 0.4 * 8 / 48))
-    plain = losses.g_fake_terms(
-        pred, None, real, real, cond, tiny_config(blend=True), (spilled, real)
-    )
-    assert "G_mask" not in plain and "G_mask_in" not in plain
-
-
-def test_lambda_mask_in_is_the_mean_of_the_closed_mask_inside_the_region():
-    """G_mask_in = lambda_mask_in x mean of 1 - the blend mask over the region's pixels: a mask
-    fully open there costs nothing, whatever it does outside; a half-open one costs half."""
-    cond = torch.zeros(1, 3, 8, 8)
-    real = cond.clone()
-    real[:, :, 3:5, 3:5] = 0.5  # the region: rows and columns 2-5 (16 pixels)
-    cfg = tiny_config(blend=True, lambda_mask_in=2.0)
-    pred = torch.zeros(1, 1, 2, 2)
-    mask = torch.full((1, 1, 8, 8), 0.7)  # outside: not this term's business
-    mask[:, :, 2:6, 2:6] = 1.0
-    terms = losses.g_fake_terms(pred, None, real, real, cond, cfg, (mask, real))
-    assert terms["G_mask_in"] == 0 and "G_mask" not in terms
-    mask[:, :, 2:4, 2:6] = 0.5  # 8 of the 16 region pixels half open
-    got = losses.g_fake_terms(pred, None, real, real, cond, cfg, (mask, real))["G_mask_in"]
-    torch.testing.assert_close(got, torch.tensor(2.0 * 0.5 * 8 / 16))
-
-
-def test_lambda_draw_is_the_region_l1_of_the_drawing_before_the_blend():
-    """G_draw = lambda_draw x the region L1 of the drawing the blend mixes with the input: a
-    perfect blended output does not excuse a drawing that is off inside the region, and what the
-    drawing does outside it costs nothing."""
-    cond = torch.zeros(1, 3, 8, 8)
-    real = cond.clone()
-    real[:, :, 3:5, 3:5] = 0.5  # the region: rows and columns 2-5 (16 pixels)
-    pred, mask = torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 8, 8)
-    drawing = real.clone()
-    drawing[:, :, 7, :] = 1.0  # outside: the mask hides it, and the loss ignores it
-    cfg = tiny_config(blend=True, lambda_draw=4.0)
-    terms = losses.g_fake_terms(pred, None, real, real, cond, cfg, (mask, drawing))
-    assert terms["G_draw"] == 0 and "G_mask" not in terms and "G_mask_in" not in terms
-    drawing[:, :, 2:6, 2:6] += 0.25  # every region pixel and channel off by 0.25
-    got = losses.g_fake_terms(pred, None, real, real, cond, cfg, (mask, drawing))
-    torch.testing.assert_close(got["G_draw"], torch.tensor(4.0 * 0.25))
-    off = losses.g_fake_terms(
-        pred, None, real, real, cond, tiny_config(blend=True), (mask, drawing)
-    )
-    assert "G_draw" not in off
-
-
-@pytest.mark.parametrize("joint", [True, False])
-@pytest.mark.parametrize(
-    "weights", [(4.0, 0.0, 0.0), (0.0, 1.5, 0.0), (4.0, 1.5, 0.0), (0, 0, 2.0)]
-)
-def test_the_blend_losses_train_the_mask_and_the_drawing_on_both_decode_paths(
-    monkeypatch, joint, weights
-):
-    """The step's G_mask, G_mask_in and G_draw are the losses of the masks and drawings of the
-    fakes it decoded, on either decode path; each mask loss's gradient alone reaches the mask
-    head, the drawing loss's the layer that draws and not the mask head; without any of them no
-    mask is asked for."""
-    w_out, w_in, w_draw = weights
-    cfg = tiny_config(blend=True, lambda_mask=w_out, lambda_mask_in=w_in, lambda_draw=w_draw)
-    monkeypatch.setattr(model, "JOINT_DECODE_MAX", 2**40 if joint else 0)
-    torch.manual_seed(0)
-    nets = build_nets(cfg)
-    plain = copy.deepcopy(nets)
-    batch = random_batch()
-    batch["B"] = batch["A"][:, None].repeat(1, K, 1, 1, 1)
-    batch["B"][:, :, :, 20:40, 16:48] = 0.9  # an expression: a bright mouth, the rest still
-    seen = []
-
-    def spy_on(G):
-        decode_parts = G.decode_parts
-
-        def spy(*args, **kw):
-            out = decode_parts(*args, **kw)
-            if kw.get("return_blend"):
-                seen.append((out[1].detach(), out[2].detach()))
-            return out
-
-        monkeypatch.setattr(G, "decode_parts", spy)
-
-    spy_on(nets.G)
-    spy_on(plain.G)
-    torch.manual_seed(1)
-    got = train_step(nets, sgd(nets), batch, cfg)
-    ((masks, drawings),) = seen
-    n_fakes = batch["B"].shape[0] * batch["B"].shape[1]
-    real, cond = batch["B"].flatten(0, 1), repeat_each(batch["A"], batch["B"].shape[1])
-    region = losses.expression_region(real, cond, cfg.region_threshold)
-    outside = (1 - region).expand_as(masks[:n_fakes])
-    assert 0 < outside.mean() < 1
-    inside = 1 - outside
-    if w_out:
-        expected = (masks[:n_fakes] * outside).sum() / outside.sum() * w_out
-        torch.testing.assert_close(got["G_mask"], expected)
-    if w_in:
-        expected_in = ((1 - masks[:n_fakes]) * inside).sum() / inside.sum() * w_in
-        torch.testing.assert_close(got["G_mask_in"], expected_in)
-    if w_draw:
-        expected_draw = losses.region_l1(drawings[:n_fakes], real, region) * w_draw
-        torch.testing.assert_close(got["G_draw"], expected_draw)
-    assert ("G_mask" in got) == bool(w_out) and ("G_mask_in" in got) == bool(w_in)
-    assert ("G_draw" in got) == bool(w_draw)
-    seen.clear()
-    torch.manual_seed(1)
-    no_maps = replace(cfg, lambda_mask=0.0, lambda_mask_in=0.0, lambda_draw=0.0)
-    train_step(plain, sgd(plain), batch, no_maps)
-    assert not seen
-    head, plain_head = nets.G.model.up_mask.weight, plain.G.model.up_mask.weight
-    draws, plain_draws = nets.G.model.up_all[1].weight, plain.G.model.up_all[1].weight
-    if w_out or w_in:
-        assert not torch.allclose(head, plain_head), "the mask loss's gradient reaches the head"
-    else:
-        torch.testing.assert_close(head, plain_head)  # the drawing loss leaves the mask alone
-        assert not torch.allclose(draws, plain_draws), "the drawing loss reaches the drawing"
-
-
-def test_lambda_gan_scales_both_adversarial_terms_only():
-    """--lambda_gan multiplies G's GAN(D) and GAN(D_patch) terms and leaves the L1s alone."""
-    cond, real = torch.zeros(1, 3, 8, 8), torch.full((1, 3, 8, 8), 0.25)
-    pred, fake = torch.full((1, 1, 2, 2), 0.3), torch.zeros(1, 3, 8, 8)
-    one = losses.g_fake_terms(pred, pred, fake, real, cond, tiny_config())
-    five = losses.g_fake_terms(pred, pred, fake, real, cond, tiny_config(lambda_gan=5.0))
-    for name in ("G_GAN_D1", "G_GAN_patch"):
-        assert one[name] > 0
-        torch.testing.assert_close(five[name], 5 * one[name])
-    assert five["G_L1"] == one["G_L1"] > 0
-
-
 def test_presets_fill_only_what_the_user_did_not_set():
     cfg = apply_preset(TrainConfig(preset="expressive", lambda_order=3.0), {"lambda_order"})
     assert cfg.blend and cfg.ema > 0 and cfg.lambda_region > 0 and cfg.lambda_order == 3.0
@@ -441,7 +294,7 @@ def test_preset_adds_the_keep_loss_below_128_px_only():
     assert mine.alpha_grad and mine.lr == 1e-4  # the user's rate wins
     assert not apply_preset(TrainConfig(fineSize=256)).alpha_grad  # no preset: the paper's
     parser = build_parser(TrainConfig, "t", "")
-    argv = ["--dataroot", "d", "--fineSize", "128", "--preset", "expressive"]
+    argv = ["--dataroot", "d", "--fineSize", "128", "--netG", "unet_128", "--preset", "expressive"]
     assert from_args(TrainConfig, parser, argv).lr == 4e-4
     assert from_args(TrainConfig, parser, [*argv, "--lr=1e-4"]).lr == 1e-4
 
@@ -456,7 +309,7 @@ def test_budget_schedule_decays_over_the_last_share_of_the_epochs_the_budget_buy
             per_epoch,
         )
         epochs = range(first, first + -(-max_steps // per_epoch))
-        return [round(model.lr_factor(e, cfg), 4) for e in epochs]
+        return [round(lr_factor(e, cfg), 4) for e in epochs]
 
     full = factors(6000, 24, 0.5)
     assert full[:125] == [1.0] * 125 and full[125:] == [
@@ -471,61 +324,6 @@ def test_budget_schedule_decays_over_the_last_share_of_the_epochs_the_budget_buy
     assert budget_schedule(replace(cfg, decay_fraction=0.0), 24).niter == TrainConfig().niter
 
 
-def test_lambda_position_pulls_alpha_towards_the_targets_place_in_the_clip():
-    """The position loss is the mean |alpha - position|, and only the encoders receive it."""
-    torch.manual_seed(0)
-    cfg = tiny_config(lambda_position=7.0)
-    nets = build_nets(cfg)
-    batch = random_batch()
-    batch["B_position"] = torch.tensor([[0.25, 0.5, 1.0]])
-    alpha = encode_batch(nets.G, batch["A"], batch["B"]).alpha
-    losses = train_step(nets, build_optimizers(nets, cfg), batch, cfg)
-    expected = (alpha - batch["B_position"]).abs().mean() * 7.0
-    torch.testing.assert_close(losses["G_position"], expected.detach())
-
-
-def test_shifted_moves_each_image_by_at_most_the_fraction():
-    """A one-pixel bright column moves sideways by up to fraction x width, its mass kept."""
-    torch.manual_seed(0)
-    x = torch.zeros(64, 1, 8, 32)
-    x[..., 16] = 1.0
-    moved = model.shifted(x, 0.05)
-    cols = torch.arange(32, dtype=torch.float32)
-    centre = (moved.sum(2) * cols).sum(-1).squeeze(1) / moved.sum((1, 2, 3))
-    offsets = centre - 16.0
-    assert offsets.abs().max() <= 0.05 * 32 + 1e-4
-    assert offsets.std() > 0.3  # each image its own shift
-    torch.testing.assert_close(moved.sum((1, 2, 3)), x.sum((1, 2, 3)))
-    torch.testing.assert_close(model.shifted(x, 0.0), x)
-
-
-@pytest.mark.parametrize("joint,norm", [(True, "instance"), (False, "instance"), (True, "batch")])
-def test_lambda_still_is_the_alpha_of_the_shifted_neutral_face(monkeypatch, joint, norm):
-    """The targets' alphas are unchanged by the extra rows (BatchNorm too); an unmoved neutral
-    face has alpha 0; the step reports lambda_still x the mean alpha of the moved faces, on
-    either decode path."""
-    if not joint:
-        monkeypatch.setattr(model, "JOINT_DECODE_MAX", 0)
-    torch.manual_seed(0)
-    cfg = tiny_config(lambda_still=3.0, still_shift=0.1, norm=norm)
-    nets = build_nets(cfg)
-    batch = random_batch(n=2)  # train mode (batch statistics); tiny_config has no noise
-    n, k = batch["B"].shape[:2]
-    plain = encode_batch(nets.G, batch["A"], batch["B"])
-    with_still = encode_batch(nets.G, batch["A"], batch["B"], still=batch["A"])
-    torch.testing.assert_close(with_still.alpha, plain.alpha)
-    assert with_still.still is not None and with_still.still.shape == (n,)
-    assert with_still.still.abs().max() < 1e-5
-    assert len(with_still.enc_b.bottom_base) == n * k
-    torch.manual_seed(5)
-    moved = model.shifted(batch["A"], 0.1)
-    expected = encode_batch(nets.G, batch["A"], batch["B"], still=moved).still
-    torch.manual_seed(5)
-    losses = train_step(nets, build_optimizers(nets, cfg), batch, cfg)
-    torch.testing.assert_close(losses["G_still"], expected.mean().detach() * 3.0)
-    assert "G_still" not in train_step(nets, build_optimizers(nets, cfg), batch, tiny_config())
-
-
 def test_alpha_grad_trains_the_encoders_through_the_alphas(monkeypatch):
     """--alpha_grad: the decoders' updates are the detached step's; the encoders' differ by the
     image losses' gradient through alpha, the same on both decode paths."""
@@ -538,7 +336,7 @@ def test_alpha_grad_trains_the_encoders_through_the_alphas(monkeypatch):
     start = {n: p.detach().clone() for n, p in nets.G.named_parameters()}
 
     def update(alpha_grad: bool, joint: bool) -> dict[str, torch.Tensor]:
-        monkeypatch.setattr(model, "JOINT_DECODE_MAX", 2**40 if joint else 0)
+        monkeypatch.setattr(step, "JOINT_DECODE_MAX", 2**40 if joint else 0)
         run = copy.deepcopy(nets)
         torch.manual_seed(1)
         train_step(run, sgd(run), batch, replace(cfg, alpha_grad=alpha_grad))

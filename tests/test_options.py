@@ -1,14 +1,16 @@
 """The one options mechanism: every command's flags from its dataclass, one spelling with
 hyphenated aliases, one-line errors, one gpu_ids default; the run and results layout."""
 
+import argparse
 from dataclasses import fields
 
 import pytest
 
 from affinegan import checkpoint as ckpt
 from affinegan import layout
-from affinegan.cli import COMMANDS, SCRIPTS, main
-from affinegan.command_options import DemoOptions, ServeOptions, SynthOptions
+from affinegan.cli import main
+from affinegan.cli.command_options import DemoOptions, ServeOptions, SynthOptions
+from affinegan.cli.commands import COMMANDS, SCRIPTS
 from affinegan.errors import AffineGANError
 from affinegan.options import build_parser, parse
 
@@ -82,3 +84,15 @@ def test_training_size_without_a_config_follows_the_unet_depth() -> None:
     assert ckpt.training_size({}, "unet_64") == 64
     assert ckpt.training_size({}, "unet_256") == 256
     assert ckpt.training_size({"fineSize": 128}, "unet_256") == 128
+
+
+def test_train_help_lists_the_paper_the_recipe_and_few_more() -> None:
+    """A flag is a promise: the measured dead ends left (docs/experiments.md), so ``train
+    --help`` stays at most 65 flags, and none of the removed ones is among them."""
+    from affinegan.config import REMOVED_OPTIONS
+
+    command = COMMANDS["train"]
+    parser = build_parser(command.options, "affinegan train", "", command.defaults)
+    shown = [a for a in parser._actions if a.help != argparse.SUPPRESS and a.dest != "help"]
+    assert len(shown) <= 65
+    assert not {a.dest for a in shown} & set(REMOVED_OPTIONS)

@@ -18,9 +18,9 @@ from PIL import Image
 
 from affinegan.checkpoint import infer_generator_options, load_weights
 from affinegan.cli import main as cli_main
+from affinegan.core.networks import Generator
 from affinegan.data.images import load_input_image
-from affinegan.generate import animate, load_generator
-from affinegan.networks import Generator
+from affinegan.generation.generate import animate, load_generator
 
 FIXTURE = Path(__file__).parent / "fixtures" / "upstream-unet256-ngf4-compact"
 TOLERANCE = 2e-3  # the expected outputs are stored as float16

@@ -6,10 +6,11 @@ import pytest
 from tiny import TINY_FLAGS as TINY
 from tiny import run_python
 
-from affinegan.config import GenerateConfig, TrainConfig, build_parser, from_args
+from affinegan.config import GenerateConfig, TrainConfig
 from affinegan.errors import AffineGANError
-from affinegan.generate import resolve_alphas
-from affinegan.video import read_frames
+from affinegan.generation.results import resolve_alphas
+from affinegan.generation.video import read_frames
+from affinegan.options import build_parser, from_args
 
 
 @pytest.mark.slow

@@ -16,22 +16,17 @@ import pytest
 from PIL import Image
 
 from affinegan.cli import check_main, prepare_main
+from affinegan.cli.command_options import PrepareOptions
 from affinegan.data import align
 from affinegan.data.check import check_dataset
 from affinegan.data.dataset import list_frames, scan_clips
 from affinegan.data.images import open_image
-from affinegan.data.prepare import (
-    PrepareOptions,
-    Source,
-    find_sources,
-    head_motion,
-    neutral_to_peak,
-    prepare_clip,
-)
+from affinegan.data.prepare import Source, find_sources, prepare_clip
 from affinegan.data.synthetic import render_dataset
+from affinegan.data.trim import head_motion, neutral_to_peak
 from affinegan.errors import AffineGANError
-from affinegan.face import detect_faces
-from affinegan.video import write_mp4
+from affinegan.evaluation.face import detect_faces
+from affinegan.generation.video import write_mp4
 
 SIZE = 128
 needs_dlib = pytest.mark.skipif(

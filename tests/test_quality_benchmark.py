@@ -1,9 +1,13 @@
 """benchmarks/quality.py's report: the standard errors it prints beside a run's figures."""
 
 import math
+import sys
 
 import pytest
-from quality import clip_errors, parse_seeds, row_line, run_name
+from tiny import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))  # the benchmark under test is a script, not a module
+from quality import clip_errors, parse_seeds, row_line, run_name  # noqa: E402
 
 
 def clip(strength: float, spearman: float | None, gain: float) -> dict:

@@ -12,9 +12,10 @@ import torch
 from tiny import REPO, TINY_FLAGS, random_batch, tiny_config
 
 from affinegan import checkpoint as ckpt
+from affinegan.core.build import build_nets, build_optimizers
+from affinegan.core.step import StepOptions, train_step
 from affinegan.data.synthetic import render_dataset
-from affinegan.model import StepOptions, build_nets, build_optimizers, train_step
-from affinegan.train import train
+from affinegan.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def test_torchrun_two_cpu_ranks(data, tmp_path):
 
 _SHUTDOWN_PROBE = """
 import json, os, sys, time, torch
-from affinegan import distributed
+from affinegan.training import distributed
 world = distributed.init("cpu")
 torch.optim.Adam(torch.nn.Linear(2, 2).parameters())  # what used to leave gloo threads behind
 distributed.shutdown(world)

@@ -11,32 +11,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import CHROMIUM, launch_chromium
 from PIL import Image
 from tiny import tiny_config
 
+from affinegan.data.cartoon import render_face
 from affinegan.data.images import load_input_image
-from affinegan.data.synthetic import render_dataset, render_face
+from affinegan.data.synthetic import render_dataset
 from affinegan.errors import AffineGANError
-from affinegan.generate import animate, load_generator, set_mode
-from affinegan.serve import Animator, Limits, crop_available, find_models, read_photo
-from affinegan.serve_page import serving
-from affinegan.train import train
-from affinegan.video import read_frames
+from affinegan.generation.generate import animate, load_generator, set_mode
+from affinegan.generation.video import read_frames
+from affinegan.serving.serve import Animator, Limits, crop_available, find_models, read_photo
+from affinegan.serving.serve_page import serving
+from affinegan.training.train import train
 
 if importlib.util.find_spec("gradio") is None or importlib.util.find_spec("gradio_client") is None:
     # find_spec, not importorskip: Gradio must first be imported by the server (see serving)
     pytest.skip("the web demo needs gradio and gradio_client", allow_module_level=True)
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword)")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 LIMITS = Limits(max_bytes=200_000, max_pixels=512 * 512, max_frames=60)
 
 
@@ -206,9 +199,7 @@ def test_api_rejects_non_images_and_oversized_images(server, tmp_path, capfd):
 def _browser(playwright):
     """Headless Chromium, or skip when no browser can be launched here."""
     try:
-        if Path(CHROMIUM).is_file():
-            return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        return playwright.chromium.launch(args=CHROMIUM_ARGS)
+        return launch_chromium(playwright)
     except Exception as err:  # noqa: BLE001 - any launch failure means "no browser here"
         pytest.skip(f"no browser: {CHROMIUM} missing and Playwright cannot launch one ({err})")
 

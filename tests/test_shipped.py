@@ -20,11 +20,11 @@ from affinegan import shipped
 from affinegan.cli import main
 from affinegan.data.synthetic import render_dataset, render_expressions
 from affinegan.errors import AffineGANError
-from affinegan.expressions import plan
-from affinegan.generate import load_generator
-from affinegan.pasteback import animate_photo, place
-from affinegan.train import train
-from affinegan.video import read_frames
+from affinegan.generation.expressions import plan
+from affinegan.generation.generate import animate_photo, load_generator
+from affinegan.generation.pasteback import place
+from affinegan.generation.video import read_frames
+from affinegan.training.train import train
 
 pytestmark = pytest.mark.slow
 
@@ -168,7 +168,7 @@ def test_api_mixes_the_expressions_of_a_multi_expression_model(photo: Path, tmp_
 def test_serve_offers_shipped_models_and_pastes_back(
     packed: Path, photo: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    from affinegan.serve import Animator
+    from affinegan.serving.serve import Animator
 
     monkeypatch.setattr(shipped, "SHIPPED_DIR", packed.parent)
     animator = Animator(tmp_path / "no_runs", tmp_path / "out")

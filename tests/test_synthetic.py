@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 
 from affinegan.data import cartoon
-from affinegan.data.synthetic import EXPRESSIONS, render_dataset, render_face
+from affinegan.data.cartoon import render_face
+from affinegan.data.cartoon_pose import EXPRESSIONS
+from affinegan.data.synthetic import render_dataset
 from affinegan.errors import AffineGANError
 
 SMALL = {"clips": 3, "test_clips": 2, "size": 32, "min_frames": 4, "max_frames": 9}

@@ -13,18 +13,27 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import REPO, TINY_FLAGS, tiny_config
+from tiny import REPO, TINY_FLAGS, tiny_config, tiny_run_flags
 
 from affinegan import checkpoint as ckpt
 from affinegan.cli import main
-from affinegan.command_options import DemoOptions
-from affinegan.config import GenerateConfig, TrainConfig, apply_preset
+from affinegan.cli.command_options import DemoOptions
+from affinegan.config import (
+    EXPERIMENTS_TAG,
+    REMOVED_OPTIONS,
+    GenerateConfig,
+    TrainConfig,
+    apply_preset,
+)
+from affinegan.core.build import build_nets
+from affinegan.core.step import train_step
 from affinegan.data.synthetic import render_dataset
 from affinegan.errors import AffineGANError
-from affinegan.generate import generate
-from affinegan.model import build_nets, train_step
-from affinegan.train import train
-from affinegan.video import read_frames
+from affinegan.generation.generate import generate
+from affinegan.generation.video import read_frames
+from affinegan.layout import STATE_FILE
+from affinegan.options import validate
+from affinegan.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +107,7 @@ def test_resume_is_exact_with_the_expressive_preset(data, tmp_path):
     assert_same_weights(weights(straight), weights(resumed))
     g = ckpt.load_weights(straight / "latest_net_G.pth")
     assert any(not torch.equal(g[k], ema[0][k]) for k in g)  # the average is not the last step
-    from affinegan.generate import load_generator
+    from affinegan.generation.generate import load_generator
 
     used = load_generator(straight, size=64).G.state_dict()
     assert all(torch.equal(used[k], ema[0][k]) for k in used)  # generation uses the average
@@ -142,7 +151,7 @@ def test_resuming_from_weight_files_keeps_the_average(data, tmp_path):
     kw = dict(preset="expressive", ema=0.9)
     run = train(apply_preset(tiny(data, tmp_path, max_steps=2, **kw), {"ema"}))
     before = ckpt.load_weights(run / "latest_net_G_ema.pth")
-    (run / ckpt.STATE_FILE).unlink()
+    (run / STATE_FILE).unlink()
     train(apply_preset(tiny(data, tmp_path, max_steps=1, continue_train=True, **kw), {"ema"}))
     after = ckpt.load_weights(run / "latest_net_G_ema.pth")
     g = ckpt.load_weights(run / "latest_net_G.pth")
@@ -168,15 +177,11 @@ def test_resume_exact_with_a_ragged_last_batch(data, tmp_path):
         (["--fineSize", "100", "--loadSize", "100"], "use a multiple of"),
         (["--blend", "--output_nc", "1"], "--blend needs"),
         (["--lambda_order", "-1"], "--lambda_order -1.0"),
-        (["--lambda_still", "2", "--still_shift", "0"], "needs --still_shift above 0"),
-        (["--lambda_mask", "5"], "--lambda_mask 5.0 needs --blend"),
-        (["--lambda_mask_in", "2"], "--lambda_mask_in 2.0 needs --blend"),
-        (
-            ["--lambda_draw", "50"],
-            "--lambda_draw 50.0 needs --blend: it weighs the blend's drawing",
-        ),
-        (["--color_jitter", "-0.1"], "--color_jitter -0.1"),
-        (["--alpha_levels", "skips"], "--alpha_levels 'skips'"),
+        (["--warp"], "--warp needs --blend"),
+        (["--ema", "1"], "--ema 1.0: expected a decay in [0, 1)"),
+        (["--amp", "fp8"], "--amp 'fp8'"),
+        (["--niter", "0", "--niter_decay", "0"], "leaves no epoch to train"),
+        (["--lambda_gan", "5"], "unrecognized arguments: --lambda_gan"),
     ],
 )
 def test_bad_flags_are_one_line_errors(data, tmp_path, capsys, flags, message):
@@ -187,7 +192,7 @@ def test_bad_flags_are_one_line_errors(data, tmp_path, capsys, flags, message):
 
 def test_resuming_weights_of_another_size_is_a_clear_error(data, tmp_path, capsys):
     train(tiny(data, tmp_path, max_steps=1))
-    (tmp_path / "run" / ckpt.STATE_FILE).unlink()  # as with the original's checkpoints
+    (tmp_path / "run" / STATE_FILE).unlink()  # as with the original's checkpoints
     code = main(
         [
             "train",
@@ -223,7 +228,7 @@ def test_full_run_writes_original_layout_and_generates(data, tmp_path):
         "latest_net_D_alpha.pth",
         "latest_net_D_Patch.pth",
         "2_net_G.pth",
-        ckpt.STATE_FILE,
+        STATE_FILE,
         "opt.txt",
         "loss_log.txt",
         "train_opt.json",
@@ -271,7 +276,7 @@ def test_blend_and_order_flags_train_and_generate_from_weights_alone(data, tmp_p
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(logged) == 3 and all(r["G_order"] >= 0 for r in logged)
     (run / "train_opt.json").unlink()  # as for weights trained elsewhere
-    from affinegan.generate import load_generator
+    from affinegan.generation.generate import load_generator
 
     G = load_generator(run, size=64).G.eval()
     assert G.blend
@@ -281,43 +286,47 @@ def test_blend_and_order_flags_train_and_generate_from_weights_alone(data, tmp_p
     assert out.shape == x.shape and out.abs().max() <= 1
 
 
-def test_alphas_from_every_level_travel_with_the_run(data, tmp_path, caplog):
-    """A run trained with --alpha_levels all --alpha_grad stores both and trains otherwise than
-    without --alpha_grad; generation and evaluation rebuild the generator that infers alphas
-    from every level; a resume from its weight files without the flag says what it drops."""
-    from affinegan.evaluate import infer_clip_alphas
-    from affinegan.generate import load_generator
+def test_the_config_rules_hold_without_the_command_line(data, tmp_path):
+    """TrainConfig.check is the one set of rules: a config built in code is refused by
+    ``validate`` and by ``train`` alike, with the flag's name."""
+    for bad, message in ((dict(warp=True), "--warp needs --blend"), (dict(amp="x"), "--amp")):
+        with pytest.raises(AffineGANError, match=message):
+            validate(tiny(data, tmp_path, **bad))
+        with pytest.raises(AffineGANError, match=message):
+            train(tiny(data, tmp_path, **bad))
+    assert not (tmp_path / "run").exists()
 
-    kw = dict(max_steps=2, alpha_levels="all")
-    run = train(tiny(data, tmp_path / "a", alpha_grad=True, **kw))
-    detached = weights(train(tiny(data, tmp_path / "b", **kw)))["G"]
-    assert any(not torch.equal(w, detached[k]) for k, w in weights(run)["G"].items())
+
+@pytest.mark.parametrize(
+    "option,value", [("lambda_gan", 5.0), ("alpha_levels", "all"), ("shared_d_alpha", True)]
+)
+def test_a_run_saved_with_a_removed_option_is_refused_in_one_line(
+    data, tmp_path, capsys, option, value
+):
+    """Generation and resume refuse a run whose saved options turned on an option removed after
+    the experiments' tag, naming both; the option's "off" value loads as before."""
+    from affinegan.generation.generate import load_generator
+
+    run = train(tiny(data, tmp_path, max_steps=1))
     saved = json.loads((run / "train_opt.json").read_text())
-    assert saved["alpha_levels"] == "all" and saved["alpha_grad"] is True
-    G = load_generator(run, size=64).G.eval()
-    assert G.alpha_levels == "all"
-    x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    with torch.no_grad():
-        enc = G.encode(x[:1])
-        f = G.feature(enc, 0.0, 1.0)
-    sizes = [enc.bottom_base[0].numel()] + [s[0].numel() for s in enc.skips_base]
-    assert f.shape == (1, sum(sizes))
-    alphas = infer_clip_alphas(G, x)
-    assert alphas.shape == (4,) and alphas[0] == pytest.approx(0.0, abs=1e-5)
-    G.alpha_levels = "bottleneck"  # the same weights read the paper's way
-    assert not np.allclose(infer_clip_alphas(G, x)[1:], alphas[1:])
-    (run / ckpt.STATE_FILE).unlink()  # weight files only, as from the original
-    with caplog.at_level("WARNING"):
-        train(tiny(data, tmp_path / "a", max_steps=3, continue_train=True))
-    assert "--alpha_levels all (now bottleneck)" in caplog.text
-    (run / "train_opt.json").write_text(json.dumps({**saved, "alpha_levels": "skips"}))
-    with pytest.raises(AffineGANError, match="train_opt.json: alpha_levels 'skips'"):
+    off = {**saved, option: REMOVED_OPTIONS[option]}
+    (run / "train_opt.json").write_text(json.dumps(off))
+    assert load_generator(run, size=64).G is not None
+    (run / "train_opt.json").write_text(json.dumps({**saved, option: value}))
+    with pytest.raises(AffineGANError, match=f"--{option} .*{EXPERIMENTS_TAG}"):
         load_generator(run, size=64)
+    state = torch.load(run / STATE_FILE, weights_only=False)
+    state["config"][option] = value
+    torch.save(state, run / STATE_FILE)
+    code = main(["train", *tiny_run_flags(data, tmp_path), "--continue_train"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and f"--{option}" in err[-1] and EXPERIMENTS_TAG in err[-1]
+    assert "Traceback" not in "\n".join(err)
 
 
 def test_generation_is_deterministic_with_eval_and_peak_included(data, tmp_path):
     train(tiny(data, tmp_path, max_steps=2))
-    from affinegan.generate import animate, load_generator
+    from affinegan.generation.generate import animate, load_generator
 
     model = load_generator(tmp_path / "run")
     model.G.eval()

@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from affinegan.data.prepare import PrepareOptions, find_sources, neutral_to_peak, prepare_clip
+from affinegan.cli.command_options import PrepareOptions
+from affinegan.data.prepare import find_sources, prepare_clip
 from affinegan.data.synthetic import render_dataset
+from affinegan.data.trim import neutral_to_peak
 
 needs_dlib = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("dlib", "face_recognition_models")),

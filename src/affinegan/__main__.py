@@ -1,5 +1,5 @@
 """``python -m affinegan``: the same as the ``affinegan`` command."""
 
-from .cli import main
+from affinegan.cli import main
 
 raise SystemExit(main())

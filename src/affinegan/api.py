@@ -18,16 +18,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .curves import alpha_curve
-from .data.images import megapixels, open_image
-from .errors import AffineGANError
-from .expressions import plan
-from .files import atomic_output
-from .generate import LoadedModel, load_generator, set_mode
-from .options import DEFAULT_MAX_MEGAPIXELS
-from .pasteback import animate_photo
-from .shipped import DEFAULT_MODEL, resolve_model
-from .video import write_gif, write_mp4
+from affinegan.data.images import megapixels, open_image
+from affinegan.errors import AffineGANError
+from affinegan.files import atomic_output
+from affinegan.generation.curves import alpha_curve
+from affinegan.generation.expressions import plan
+from affinegan.generation.generate import LoadedModel, animate_photo, load_generator, set_mode
+from affinegan.generation.video import write_gif, write_mp4
+from affinegan.options import DEFAULT_MAX_MEGAPIXELS
+from affinegan.shipped import DEFAULT_MODEL, resolve_model
 
 ImageInput = Image.Image | np.ndarray | str | Path
 DEFAULT_FRAMES = 16

@@ -20,12 +20,11 @@ from typing import Any
 
 import torch
 
-from .errors import AffineGANError
-from .files import atomic_text, atomic_write
-from .layout import CONFIG_FILE, STATE_FILE, weight_path
-from .networks import UNET_DEPTHS, canonical_netg
+from affinegan.config import UNET_DEPTHS, canonical_netg, refuse_removed_options
+from affinegan.errors import AffineGANError
+from affinegan.files import atomic_text, atomic_write
+from affinegan.layout import CONFIG_FILE, STATE_FILE, weight_path
 
-__all__ = ["CONFIG_FILE", "STATE_FILE", "weight_path"]  # also importable from here (train.py)
 STATE_FORMAT = 2
 PACKED_SUFFIX = ".safetensors"  # the weights of a packed (shipped) model
 STATE_KEYS = ("format", "config", "progress", "nets", "optimizers", "rng")
@@ -185,6 +184,7 @@ def load_state(run_dir: Path) -> dict[str, Any] | None:
     missing = [k for k in STATE_KEYS if k not in state]
     if missing:
         raise AffineGANError(f"{path}: training state lacks {', '.join(missing)}; {fix}")
+    refuse_removed_options(state["config"], path)
     return state
 
 
@@ -221,9 +221,12 @@ def read_config(run_dir: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise AffineGANError(f"{path}: invalid JSON ({err}); delete it or fix it") from None
+    if isinstance(config, dict):
+        refuse_removed_options(config, path)
+    return config
 
 
 def generator_weights(run_dir: Path, label: str, net: str = "G") -> Path:

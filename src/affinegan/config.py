@@ -12,15 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .errors import AffineGANError
-from .options import (  # noqa: F401  (the mechanism, importable from here as before)
-    DEFAULT_MAX_MEGAPIXELS,
+from affinegan.errors import AffineGANError
+from affinegan.options import (
     Options,
     _opt,
-    build_parser,
-    format_options,
-    from_args,
-    from_dict,
     opt_checkpoints_dir,
     opt_chunk,
     opt_epoch,
@@ -30,8 +25,23 @@ from .options import (  # noqa: F401  (the mechanism, importable from here as be
     opt_results_dir,
     opt_run_name,
     opt_verbose,
-    validate,
 )
+
+# The networks' vocabulary, here so that a config is checked without importing torch.
+UNET_DEPTHS = {"unet_64": 6, "unet_128": 7, "unet_256": 8}
+NORMS = ("instance", "batch")
+INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
+NET_DS = ("basic", "n_layers")
+
+
+def canonical_netg(name: str) -> str:
+    """Accept the original's spellings (``unet256`` was its parser default)."""
+    key = name.lower().replace("-", "_")
+    if key.startswith("unet") and not key.startswith("unet_"):
+        key = "unet_" + key[4:]
+    if key not in UNET_DEPTHS:
+        raise ValueError(f"unknown --netG {name!r}; choose one of {', '.join(UNET_DEPTHS)}")
+    return key
 
 
 @dataclass
@@ -67,15 +77,8 @@ class ModelOptions(Options):
     warp: bool = _opt(
         False,
         "with --blend, also output a flow field and blend with the input moved by it "
-        "(not in the original; off by default; docs/results.md)",
+        "(not in the original; off by default; docs/experiments.md)",
     )
-
-    alpha_levels: str = _opt(
-        "bottleneck",
-        "the features an intensity is inferred from: bottleneck (the original) | all (every "
-        "U-Net level's mix too; not in the original; docs/results.md)",
-    )
-
     expressions: str = _opt(
         "",
         "expression names of a multi-expression run, comma-separated: which expression folders "
@@ -100,7 +103,6 @@ class ModelOptions(Options):
             "blend": self.blend,
             "warp": self.warp,
             "expressions": max(1, len(self.expression_names)),
-            "alpha_levels": self.alpha_levels,
         }
 
 
@@ -130,13 +132,6 @@ class TrainConfig(ProcessOptions, ModelOptions):
     fineSize: int = _opt(256, "then random-crop to this size", min=1)
     max_megapixels: float = opt_max_megapixels("dataset frames")
     no_flip: bool = _opt(False, "no random horizontal flip")
-    color_jitter: float = _opt(
-        0.0,
-        "recolour each training clip at random, all its frames alike, by up to this much per "
-        "channel (gain and shift): new skin and background colours for the same expression "
-        "(not in the original; 0 = off), e.g. 0.3",
-        min=0,
-    )
     no_patch: bool = _opt(False, "train without mouth masks (no local patch discriminator)")
     niter: int = _opt(10000, "epochs at the starting learning rate", min=0)
     niter_decay: int = _opt(100, "epochs to decay the learning rate linearly to zero", min=0)
@@ -153,12 +148,6 @@ class TrainConfig(ProcessOptions, ModelOptions):
     no_lsgan: bool = _opt(True, "vanilla GAN loss (BCE); the original default")
     lsgan: bool = _opt(False, "least-squares GAN loss instead of BCE")
     lambda_L1: float = _opt(100.0, "weight of L1(fake, real)", min=0)
-    lambda_gan: float = _opt(
-        1.0,
-        "weight of G's adversarial terms (D and D_patch; 1 in the original): higher asks for "
-        "sharper frames against the L1 losses' blur",
-        min=0,
-    )
     lambda_A: float = _opt(100.0, "weight of the alpha-adversarial loss", min=0)
     lambda_rec: float = _opt(
         10.0, "weight of L1(reconstruction, real) (hard-coded 10 in original)", min=0
@@ -176,27 +165,6 @@ class TrainConfig(ProcessOptions, ModelOptions):
         "learn the intensity that draws each target best (the original detaches them; "
         "docs/results.md)",
     )
-    shared_d_alpha: bool = _opt(
-        False,
-        "multi-expression runs: one D_alpha head for every expression's intensities (default: "
-        "a head per expression, which ranks frames better; docs/multi-expression.md)",
-    )
-    lambda_position: float = _opt(
-        0.0,
-        "weight of an L1 loss pulling each target's inferred alpha towards its relative position "
-        "in its clip, 0 at the neutral start to 1 at the end (not in the original; 0 = off)",
-        min=0,
-    )
-    lambda_still: float = _opt(
-        0.0,
-        "weight of a loss pulling to 0 the alpha inferred from the neutral face moved at random "
-        "by up to --still_shift x its width in x and y: a moved head is no expression (not in "
-        "the original; 0 = off)",
-        min=0,
-    )
-    still_shift: float = _opt(
-        0.02, "largest shift of --lambda_still, as a fraction of the image width", min=0
-    )
     lambda_region: float = _opt(
         0.0,
         "weight of an L1 loss over the expression region only: the pixels where a target leaves "
@@ -208,25 +176,6 @@ class TrainConfig(ProcessOptions, ModelOptions):
         0.0,
         "weight of an L1 loss to the input outside the expression region: what the expression "
         "leaves alone is copied, not redrawn (not in the original; 0 = off)",
-        min=0,
-    )
-    lambda_mask: float = _opt(
-        0.0,
-        "with --blend, weight of the mean of the blend mask outside the expression region: "
-        "there the input is copied exactly, not redrawn (not in the original; 0 = off)",
-        min=0,
-    )
-    lambda_mask_in: float = _opt(
-        0.0,
-        "with --blend, weight of the mean of 1 - the blend mask inside the expression region: "
-        "there the drawn pixels are used, not faded into the input (not in the original; 0 = off)",
-        min=0,
-    )
-    lambda_draw: float = _opt(
-        0.0,
-        "with --blend, weight of an L1 loss over the expression region on the drawing the blend "
-        "mixes with the input: the drawing itself must match the target there, so it can be "
-        "shown rather than faded (not in the original; 0 = off)",
         min=0,
     )
     region_threshold: float = _opt(
@@ -274,11 +223,6 @@ class TrainConfig(ProcessOptions, ModelOptions):
         return not self.no_patch
 
     @property
-    def uses_blend_maps(self) -> bool:
-        """Whether a loss weighs the blend's mask or drawing, so the step must decode them."""
-        return self.lambda_mask > 0 or self.lambda_mask_in > 0 or self.lambda_draw > 0
-
-    @property
     def last_epoch(self) -> int:
         return self.niter + self.niter_decay
 
@@ -290,6 +234,44 @@ class TrainConfig(ProcessOptions, ModelOptions):
         """The preset's values for the options the user did not set."""
         return apply_preset(self, explicit)
 
+    def check(self) -> None:
+        """Refuse, with the flag's name, values the networks or the loop cannot use: one place
+        for the command line, tests, benchmarks and resume (``options.validate`` calls it)."""
+        if self.last_epoch < 1:
+            raise AffineGANError(
+                f"--niter {self.niter} --niter_decay {self.niter_decay} leaves no epoch to "
+                "train; give --niter 1 or more"
+            )
+        if self.blend and self.input_nc != self.output_nc:
+            raise AffineGANError("--blend needs --input_nc equal to --output_nc")
+        if self.warp and not self.blend:
+            raise AffineGANError("--warp needs --blend: the mask chooses warped or drawn pixels")
+        if not 0 <= self.ema < 1:
+            raise AffineGANError(f"--ema {self.ema}: expected a decay in [0, 1), e.g. 0.999")
+        if self.amp not in AMP_DTYPES:
+            raise AffineGANError(f"--amp {self.amp!r}: choose bf16 or fp16 (or leave it out)")
+        if self.fineSize > self.loadSize:
+            raise AffineGANError(
+                f"--fineSize {self.fineSize} is larger than --loadSize {self.loadSize}"
+            )
+        for flag, allowed in (("norm", NORMS), ("init_type", INIT_TYPES), ("netD", NET_DS)):
+            if getattr(self, flag) not in allowed:
+                raise AffineGANError(
+                    f"--{flag} {getattr(self, flag)!r}: choose one of {', '.join(allowed)}"
+                )
+        try:
+            netg = canonical_netg(self.netG)
+        except ValueError as err:
+            raise AffineGANError(str(err)) from None
+        unit = 2 ** UNET_DEPTHS[netg]
+        if self.fineSize % unit:
+            raise AffineGANError(
+                f"--fineSize {self.fineSize} does not suit --netG {netg}: use a multiple of {unit}"
+            )
+
+
+# --amp's values: the autocast dtype's name (training maps it to the torch dtype).
+AMP_DTYPES = ("", "bf16", "fp16")
 
 # Named recipes: the measured options beyond the paper that make the expression read
 # (docs/results.md has the ablation). Explicit flags override a preset's values.
@@ -306,7 +288,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # What a preset adds below a training size (fineSize): at 64 px intensities trained by the
-# image losses cost surprise's identity, which a light keep loss holds (docs/results.md, "The
+# image losses cost surprise's identity, which a light keep loss holds (docs/experiments.md, "The
 # 128 px additions at 64 px"; at 128 px it gained little identity and cost smile's strength).
 PRESETS_BELOW_SIZE: dict[str, tuple[int, dict[str, Any]]] = {
     "expressive": (128, {"lambda_keep": 30.0}),
@@ -335,6 +317,34 @@ def apply_preset(cfg: TrainConfig, explicit: Collection[str] = ()) -> TrainConfi
         if k not in explicit and not set(YIELDS_TO.get(k, ())) & set(explicit)
     }
     return replace(cfg, **values)
+
+
+# Options of the experiments of 2026-11, measured and not adopted (docs/experiments.md), with
+# the value that meant "off": a run saved with another value is refused, not silently changed.
+REMOVED_OPTIONS: dict[str, Any] = {
+    "lambda_position": 0.0,
+    "lambda_mask": 0.0,
+    "lambda_mask_in": 0.0,
+    "lambda_draw": 0.0,
+    "lambda_still": 0.0,
+    "still_shift": 0.02,
+    "color_jitter": 0.0,
+    "lambda_gan": 1.0,
+    "alpha_levels": "bottleneck",
+    "shared_d_alpha": False,
+}
+EXPERIMENTS_TAG = "experiments-2026-11"
+
+
+def refuse_removed_options(saved: dict[str, Any], source: Path) -> None:
+    """One line naming a removed option that the saved config ``source`` turned on, and the
+    tag of the code that still has it; its "off" value loads as before."""
+    for name, off in REMOVED_OPTIONS.items():
+        if name in saved and saved[name] != off:
+            raise AffineGANError(
+                f"{source}: the run was trained with --{name} {saved[name]}, an option removed "
+                f"after the tag {EXPERIMENTS_TAG}; use that tag's code for this run"
+            )
 
 
 @dataclass

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, NoReturn, TypeVar
 
-from .errors import AffineGANError
+from affinegan.errors import AffineGANError
 
 log = logging.getLogger(__name__)
 

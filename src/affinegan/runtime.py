@@ -1,6 +1,6 @@
 """How a command sets up its process: device, CPU threads, allocator, process group.
 
-Training (``train.py``) and inference (``generate.py``, ``evaluate.py``, ``serve.py``) both
+Training (``training/train.py``) and inference (``generation``, ``evaluation``, ``serving``) both
 start here, so none of them imports another's loop to pick a device. The helpers know no model
 and no config: they take the original's ``--gpu_ids`` string and plain numbers.
 
@@ -28,13 +28,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .allocator import keep_freed_memory
-from .errors import AffineGANError
+from affinegan.allocator import keep_freed_memory
+from affinegan.errors import AffineGANError
 
 if TYPE_CHECKING:
     import torch
 
-    from .distributed import World
+    from affinegan.training.distributed import World
 
 __all__ = [
     "Runtime",
@@ -198,7 +198,7 @@ def process(gpu_ids: str) -> Iterator[Runtime]:
     """
     import torch
 
-    from . import distributed as dist
+    from affinegan.training import distributed as dist
 
     device = resolve_device(gpu_ids)
     world = dist.init(device.type)

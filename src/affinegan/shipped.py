@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import checkpoint as ckpt
-from .errors import AffineGANError
-from .files import atomic_text, atomic_write
-from .layout import CONFIG_FILE, weight_path
+from affinegan import checkpoint as ckpt
+from affinegan.errors import AffineGANError
+from affinegan.files import atomic_text, atomic_write
+from affinegan.layout import CONFIG_FILE, weight_path
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 CARD_FILE = "MODEL_CARD.md"

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from affinegan.command_options import CROP_MARGIN
+from affinegan.cli.command_options import CROP_MARGIN
 from affinegan.data.trim import RIGID, similarity
 from affinegan.errors import AffineGANError
-from affinegan.face import Box, detect_faces, landmarks
+from affinegan.evaluation.face import Box, detect_faces, landmarks
 
 MARGIN = CROP_MARGIN  # crop side / face-box side (declared with the --margin flag)
 CENTER_Y = 0.45  # crop centre, as a fraction of the face box below its top: just under the eyes

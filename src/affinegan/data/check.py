@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affinegan.command_options import SPLITS
+from affinegan.cli.command_options import SPLITS
 from affinegan.data.dataset import Clip, expression_roots, walk_clips
 from affinegan.data.images import (
     DEFAULT_MAX_MEGAPIXELS,

@@ -275,7 +275,6 @@ class ClipDataset(torch.utils.data.Dataset):
         seed: int = 0,
         cache_mb: int = 512,
         max_pixels: int = megapixels(DEFAULT_MAX_MEGAPIXELS),
-        color_jitter: float = 0.0,
     ) -> None:
         if fine_size > load_size:
             raise AffineGANError(
@@ -302,7 +301,6 @@ class ClipDataset(torch.utils.data.Dataset):
         self.use_patch = use_patch
         self.seed = seed
         self.max_pixels = max_pixels
-        self.color_jitter = color_jitter
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._cache: dict[tuple[Path, bool], np.ndarray] = {}
         self._cache_bytes = 0
@@ -346,14 +344,10 @@ class ClipDataset(torch.utils.data.Dataset):
         picks = [0, *targets.tolist()]
 
         images = self._stack([clip.frames[i] for i in picks], x, y, flip, mask=False)
-        if self.color_jitter > 0:
-            images = recolored(images, rng, self.color_jitter)
         sample: dict[str, torch.Tensor | str] = {
             "A": images[0],
             "B": images[1:],
             "B_index": torch.from_numpy(targets),  # frame numbers of the targets
-            # where each target sits between the neutral start (0) and the clip's end (1)
-            "B_position": torch.from_numpy(targets / (len(clip.frames) - 1)).float(),
             "clip": clip.name,
             "expression": torch.tensor(clip.expression),  # picks the residual stream and D head
         }
@@ -364,19 +358,6 @@ class ClipDataset(torch.utils.data.Dataset):
             sample["mask_A"] = masks[0]
             sample["mask_B"] = masks[1:]
         return sample
-
-
-def recolored(images: torch.Tensor, rng: np.random.Generator, amount: float) -> torch.Tensor:
-    """The same random colour change on every frame of a clip (``--color_jitter``): each
-    channel scaled by a gain in [1 - amount, 1 + amount] and shifted by up to ``amount`` (of
-    the [-1, 1] range). Skin, hair and background take new colours while where the frames
-    differ, the expression, stays where it is (its contrast scaled by the gain, so the
-    fixed-threshold region of ``--lambda_region`` may shrink): more identities from the
-    same clips."""
-    gain, shift = rng.uniform(1 - amount, 1 + amount, 3), rng.uniform(-amount, amount, 3)
-    g = torch.from_numpy(gain).to(images.dtype).view(1, 3, 1, 1)
-    b = torch.from_numpy(shift).to(images.dtype).view(1, 3, 1, 1)
-    return (images * g + b).clamp(-1.0, 1.0)
 
 
 class ResumableSampler(torch.utils.data.Sampler[int]):

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from affinegan.config import DEFAULT_MAX_MEGAPIXELS
 from affinegan.errors import AffineGANError
+from affinegan.options import DEFAULT_MAX_MEGAPIXELS
 
 if TYPE_CHECKING:  # torch is imported where tensors are made: decoding needs no torch
     import torch

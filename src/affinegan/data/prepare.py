@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from affinegan.command_options import PrepareOptions
+from affinegan.cli.command_options import PrepareOptions
 from affinegan.data.align import (
     CropBox,
     Face,

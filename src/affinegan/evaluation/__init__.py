@@ -1,0 +1,1 @@
+"""The evaluation road: generate for clips with ground truth and score them."""

@@ -1,0 +1,1 @@
+"""The training road: the loop, resume, logging and data-parallel processes."""
