@@ -125,9 +125,7 @@ def _model_info(name: str, run_dir: Path) -> ModelInfo:
 
 
 def find_models(checkpoints_dir: Path) -> list[ModelInfo]:
-    """Every folder under ``checkpoints_dir`` holding ``latest_net_G.pth``, newest first, then
-    the models shipped with the package (by name), so a server with no runs of its own still
-    animates photos."""
+    """Every folder under ``checkpoints_dir`` holding ``latest_net_G.pth``, newest first."""
     root = Path(checkpoints_dir)
     models = []
     for weights in sorted(root.rglob(MODEL_FILE)) if root.is_dir() else []:
@@ -137,10 +135,16 @@ def find_models(checkpoints_dir: Path) -> list[ModelInfo]:
             models.append(_model_info(name, run_dir))
         except AffineGANError as err:
             log.warning("skipping model %s: %s", run_dir, err)
-    models.sort(key=lambda m: m.mtime, reverse=True)
+    return sorted(models, key=lambda m: m.mtime, reverse=True)
+
+
+def offered_models(checkpoints_dir: Path) -> list[ModelInfo]:
+    """What the page offers: the runs under ``checkpoints_dir`` (``find_models``), then the
+    models shipped with the package (by name), so a server with no runs of its own still
+    animates photos."""
+    models = find_models(checkpoints_dir)
     taken = {m.name for m in models}
-    shipped = [_model_info(n, d) for n, d in shipped_models().items() if n not in taken]
-    return models + shipped
+    return models + [_model_info(n, d) for n, d in shipped_models().items() if n not in taken]
 
 
 def read_photo(path: Path | str | None, limits: Limits) -> tuple[Image.Image, str]:
@@ -233,7 +237,7 @@ class Animator:
         self.cache_size = cache_size
         self.hits = 0
         self.misses = 0
-        self.models = find_models(self.checkpoints_dir)
+        self.models = offered_models(self.checkpoints_dir)
         self._generators: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._encodings: OrderedDict[tuple[str, int, str, bool], Encoding] = OrderedDict()
         self._requests = 0
@@ -241,7 +245,7 @@ class Animator:
 
     def refresh(self) -> list[ModelInfo]:
         """Rescan the checkpoints folder (for models trained while the server runs)."""
-        self.models = find_models(self.checkpoints_dir)
+        self.models = offered_models(self.checkpoints_dir)
         return self.models
 
     def model(self, name: str | None) -> ModelInfo:
