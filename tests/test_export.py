@@ -28,7 +28,7 @@ from web_speed import (  # noqa: E402  (benchmarks/, on pytest's pythonpath)
 from affinegan.data.images import load_input_image  # noqa: E402
 from affinegan.data.synthetic import render_dataset, render_face  # noqa: E402
 from affinegan.errors import AffineGANError  # noqa: E402
-from affinegan.export import NPM_FILES, TOLERANCE, export  # noqa: E402
+from affinegan.export import NPM_FILES, NPM_PACKAGES, TOLERANCE, export  # noqa: E402
 from affinegan.generate import animate, load_generator, set_mode  # noqa: E402
 from affinegan.onnx_runtime import OnnxGenerator, load_face  # noqa: E402
 from affinegan.train import train  # noqa: E402
@@ -110,7 +110,10 @@ def test_variants_state_psnr_and_size(runs, exported, face, tmp_path):
 
 
 def test_web_export_says_how_to_get_onnxruntime_web(runs, tmp_path):
-    with pytest.raises(AffineGANError, match=r"npm ci --prefix web"):
+    """From a pip install too (no web/ folder): the packages and versions are in the line."""
+    pinned = json.loads((REPO / "web" / "package.json").read_text())["dependencies"]
+    assert pinned == NPM_PACKAGES
+    with pytest.raises(AffineGANError, match=r"npm install --prefix DIR onnxruntime-web@1\.30"):
         export(
             runs / "checkpoints" / "plain",
             tmp_path / "m",

@@ -22,6 +22,7 @@ from .data.images import (
     tensor_to_uint8,
 )
 from .errors import AffineGANError
+from .files import writable_folder
 from .html import write_image_table
 from .layout import INDEX, results_folder
 from .networks import UNET_DEPTHS, Encoding, Generator, canonical_netg
@@ -167,7 +168,9 @@ def generate(cfg: GenerateConfig) -> Path:
     G = model.G.to(device)
     set_mode(G, dropout=cfg.dropout or not cfg.eval)
     video = expressions.plan(model.expressions, cfg.expression, cfg.mix, alphas)
-    out_dir = results_folder(cfg.results_dir, cfg.name, cfg.phase, cfg.epoch)
+    out_dir = writable_folder(
+        results_folder(cfg.results_dir, cfg.name, cfg.phase, cfg.epoch), "--results_dir"
+    )
     rows = []
     for clip, path in tqdm(inputs, desc="generating", unit="face", leave=False):
         x = _load_face(path, model.size, cfg.align, megapixels(cfg.max_megapixels)).to(device)
