@@ -27,6 +27,7 @@ from .networks import UNET_DEPTHS, canonical_netg
 
 __all__ = ["CONFIG_FILE", "STATE_FILE", "weight_path"]  # also importable from here (train.py)
 STATE_FORMAT = 2
+MAX_SIZE = 4096  # the largest fineSize a saved config may state (a 4096 px frame is 200 MB)
 STATE_KEYS = ("format", "config", "progress", "nets", "optimizers", "rng")
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,13 @@ def read_config(run_dir: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        config = json.loads(path.read_text())
+    except (ValueError, OSError) as err:  # JSONDecodeError and UnicodeDecodeError included
         raise AffineGANError(f"{path}: invalid JSON ({err}); delete it or fix it") from None
+    size = config.get("fineSize", 0) if isinstance(config, dict) else None
+    if type(size) is not int or not 0 <= size <= MAX_SIZE:  # read before any allocation
+        raise AffineGANError(
+            f"{path}: fineSize {size!r} is not a size from 1 to {MAX_SIZE} (a JSON object with "
+            "the run's options is expected); delete it or fix it"
+        )
+    return config

@@ -6,12 +6,13 @@ fills a frozen-in-spirit dataclass once, which round-trips to JSON and travels i
 
 from __future__ import annotations
 
-import math
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .curves import check_intensity
 from .errors import AffineGANError
 from .options import (  # noqa: F401  (the mechanism, importable from here as before)
     DEFAULT_MAX_MEGAPIXELS,
@@ -32,6 +33,8 @@ from .options import (  # noqa: F401  (the mechanism, importable from here as be
     opt_verbose,
     validate,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -286,6 +289,13 @@ class TrainConfig(ProcessOptions, ModelOptions):
     def run_dir(self) -> Path:
         return Path(self.checkpoints_dir) / self.name
 
+    def check(self) -> None:
+        names = self.expression_names
+        if len(set(names)) != len(names):
+            raise AffineGANError(
+                f"--expressions {self.expressions!r}: name each expression once, e.g. smile,blink"
+            )
+
     def complete(self, explicit: set[str]) -> TrainConfig:
         """The preset's values for the options the user did not set."""
         return apply_preset(self, explicit)
@@ -382,6 +392,23 @@ class GenerateConfig(ProcessOptions, ModelOptions):
     suffix: str = _opt("", "appended to --name")
     verbose: bool = opt_verbose()
 
+    def complete(self, explicit: set[str]) -> GenerateConfig:
+        """Refuse ``--expressions`` (training's; ``--expression`` / ``--mix`` choose here) and
+        note the other model options, which generation reads from the run, not the flags."""
+        if "expressions" in explicit:
+            raise AffineGANError(
+                "--expressions is a training option: animate one expression with --expression "
+                "NAME, several with --mix NAME=PEAK,NAME=PEAK"
+            )
+        ignored = sorted(explicit & set(ModelOptions.__dataclass_fields__) - {"no_dropout"})
+        if ignored:
+            log.warning(
+                "note: %s not used: generation builds the model from the run's saved options "
+                "and weights",
+                ", ".join(f"--{name}" for name in ignored),
+            )
+        return self
+
 
 def parse_alphas(text: str) -> list[float]:
     """``"0,0.3,1"`` -> [0.0, 0.3, 1.0]; a clear error for anything else."""
@@ -389,6 +416,6 @@ def parse_alphas(text: str) -> list[float]:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise AffineGANError(f"--alphas {text!r}: expected numbers like 0,0.3,1") from None
-    if not values or any(not math.isfinite(v) for v in values):
-        raise AffineGANError(f"--alphas {text!r}: expected finite numbers like 0,0.3,1")
-    return values
+    if not values:
+        raise AffineGANError(f"--alphas {text!r}: expected numbers like 0,0.3,1")
+    return [check_intensity(v, "--alphas") for v in values]

@@ -14,6 +14,25 @@ import numpy as np
 from affinegan.errors import AffineGANError
 
 CURVES: tuple[str, ...] = ("linear", "ease-in-out", "there-and-back")
+# Every intensity a user or a request gives (--peak, --alphas, --mix peaks, the demo's peak and
+# mix) lies in [0, MAX_INTENSITY]: 0 is the neutral input, 1 the trained peak, and the demo's
+# slider stops at 2; far beyond, frames only degrade, and past float32's range they are black.
+MAX_INTENSITY = 2.0
+
+
+def check_intensity(value: object, what: str) -> float:
+    """``value`` as an intensity in [0, MAX_INTENSITY], else one line naming ``what`` (the flag
+    or setting): the one check every backend and the demo share."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if not 0 <= number <= MAX_INTENSITY:  # NaN fails too
+        raise AffineGANError(
+            f"{what} {value}: expected an intensity from 0 to {MAX_INTENSITY:g} "
+            "(0 is the neutral face, 1 the trained peak)"
+        )
+    return number
 
 
 def alpha_curve(name: str, num_frames: int, peak: float = 1.0) -> list[float]:
@@ -27,8 +46,7 @@ def alpha_curve(name: str, num_frames: int, peak: float = 1.0) -> list[float]:
         raise AffineGANError(f"unknown intensity curve {name!r}: use one of {', '.join(CURVES)}")
     if num_frames < 1:
         raise AffineGANError(f"number of frames must be at least 1, got {num_frames}")
-    if not math.isfinite(peak):
-        raise AffineGANError(f"peak intensity must be a finite number, got {peak}")
+    peak = check_intensity(peak, "peak intensity")
     if name == "there-and-back":
         top = num_frames // 2  # index of the single peak frame
         up = np.linspace(0.0, 1.0, top + 1)

@@ -86,10 +86,11 @@ def load_generator(
     except RuntimeError as err:
         raise AffineGANError(f"{path}: weights do not fit the generator ({err})") from None
     unit = 2 ** UNET_DEPTHS[canonical_netg(kwargs["netG"])]
+    where = "--fineSize" if size else f"{run_dir / ckpt.CONFIG_FILE}: fineSize"  # who set it
     size = size or ckpt.training_size(saved, kwargs["netG"])
     if size % unit:
         raise AffineGANError(
-            f"--fineSize {size} does not suit {kwargs['netG']}: use a multiple of {unit}"
+            f"{where} {size} does not suit {kwargs['netG']}: use a multiple of {unit}"
         )
     return LoadedModel(G, size, names, label)
 
