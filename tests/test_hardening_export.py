@@ -365,6 +365,18 @@ def test_the_web_page_never_replaces_the_users_files(root: Path, tmp_path: Path)
     assert _manifest(tmp_path / "page" / "model")["expressions"] == ["blink", "smile"]
 
 
+@pytest.mark.parametrize("web", ["out", "out/page", "."])
+def test_the_page_and_the_graphs_go_to_separate_folders(
+    root: Path, tmp_path: Path, web: str
+) -> None:
+    """Each folder is swapped in whole: one inside the other would lose it."""
+    with pytest.raises(AffineGANError) as err:
+        export(
+            root / "ck" / "s", tmp_path / "out", web_dir=tmp_path / web, node_modules=root / "nm"
+        )
+    assert "choose a folder apart from --out" in _one_line(err)
+
+
 def test_onnx_results_are_filed_under_the_exported_model(
     root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -398,6 +398,9 @@ def export(
     if web_dir is not None:
         node_modules = _check_npm_files(node_modules)
         check_replaceable(web_dir, WEB_MARKER, "--web")
+        web, out = Path(web_dir).resolve(), Path(out_dir).resolve()
+        if web.is_relative_to(out) or out.is_relative_to(web):  # each is replaced whole
+            raise AffineGANError(f"--web {web_dir}: choose a folder apart from --out {out_dir}")
     model = load_generator(run_dir, epoch)
     count = model.G.expressions
     if expressions is not None and len(expressions) != count:
