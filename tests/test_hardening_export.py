@@ -156,6 +156,16 @@ def test_graphs_outside_the_export_folder_are_refused(
     assert "is outside the export folder; refusing to load it" in _one_line(err)
 
 
+def test_a_model_json_linked_from_elsewhere_is_refused(root: Path, tmp_path: Path) -> None:
+    """Item 2: nothing outside the folder is read through it, model.json included."""
+    folder = _copy(root, tmp_path)
+    (folder / "model.json").unlink()
+    (folder / "model.json").symlink_to(root / "ck" / "s" / "onnx" / "model.json")
+    with pytest.raises(AffineGANError) as err:
+        OnnxGenerator.load(folder)
+    assert "model.json (a link) is outside the export folder" in _one_line(err)
+
+
 @pytest.mark.parametrize(
     "damage,message",
     [

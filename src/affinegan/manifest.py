@@ -29,13 +29,26 @@ def _fail(path: Path, problem: str) -> AffineGANError:
     return AffineGANError(f"{path}: {problem}; {REEXPORT}")
 
 
+def _inside(model_dir: Path, name: str, what: str) -> Path:
+    """``model_dir / name`` resolved, refused when it leads out of the folder."""
+    root = Path(model_dir).resolve()
+    target = (root / name).resolve()
+    if Path(name).is_absolute() or not target.is_relative_to(root):
+        raise AffineGANError(
+            f"{Path(model_dir) / MANIFEST}: {what} is outside the export folder; refusing to "
+            f"load it (an export keeps its files in its own folder: {REEXPORT})"
+        )
+    return target
+
+
 def _read_object(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``, read only when small."""
+    """The JSON object in ``path``, read only when small and inside its folder."""
     if not path.is_file():
         raise AffineGANError(
             f"{path}: not found; pass --onnx_dir with the folder `affinegan export` wrote "
             "(its --out), or run `affinegan export` for this model first"
         )
+    path = _inside(path.parent, path.name, "model.json (a link)")
     if path.stat().st_size > MAX_BYTES:
         raise _fail(path, f"larger than {MAX_BYTES >> 10} kB, not a model.json")
     try:
@@ -70,13 +83,7 @@ def graph_file(model_dir: Path, name: Any) -> Path:
     path = model_dir / MANIFEST
     if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
         raise _fail(path, f"graph file {name!r} is not a file name")
-    root = model_dir.resolve()
-    target = (root / name).resolve()
-    if Path(name).is_absolute() or not target.is_relative_to(root):
-        raise AffineGANError(
-            f"{path}: graph file {name!r} is outside the export folder; refusing to load it "
-            f"(an export names its graphs inside its own folder: {REEXPORT})"
-        )
+    target = _inside(model_dir, name, f"graph file {name!r}")
     if not target.is_file():
         raise _fail(path, f"graph file {name!r} is missing")
     return target
