@@ -60,7 +60,7 @@ def _read_object(path: Path) -> dict[str, Any]:
     return data
 
 
-def _names(path: Path, value: Any) -> list[str]:
+def _check_names(path: Path, value: Any) -> None:
     """The expression names: 1 to MAX_EXPRESSIONS distinct non-empty short strings."""
     ok = (
         isinstance(value, list)
@@ -74,7 +74,6 @@ def _names(path: Path, value: Any) -> list[str]:
             f"'expressions' must list 1 to {MAX_EXPRESSIONS} distinct names of at most "
             f"{MAX_NAME} characters",
         )
-    return value
 
 
 def graph_file(model_dir: Path, name: Any) -> Path:
@@ -100,7 +99,7 @@ def read_manifest(model_dir: Path, variant: str = "fp32") -> tuple[dict[str, Any
     size = data.get("image_size")
     if type(size) is not int or not 1 <= size <= MAX_IMAGE_SIZE:
         raise _fail(path, f"'image_size' {size!r} is not a whole number from 1 to {MAX_IMAGE_SIZE}")
-    _names(path, data.get("expressions"))
+    _check_names(path, data.get("expressions"))
     name = data.get("name")  # results are filed under it: a plain folder name
     if (
         not isinstance(name, str)
