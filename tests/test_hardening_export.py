@@ -201,9 +201,13 @@ def test_broken_or_foreign_graphs_are_one_line(
     assert message in _one_line(err)
 
 
+def _containers(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner)
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    _containers,
     max_leaves=12,
 )
 FIELDS = ("format_version", "name", "image_size", "expressions", "variants", "encode", "decode")
