@@ -53,5 +53,6 @@ def test_odd_there_and_back_is_a_palindrome():
 def test_bad_arguments_are_one_line_errors(args, match):
     with pytest.raises(AffineGANError, match=match):
         alpha_curve(*args)
-    with pytest.raises(AffineGANError, match="finite"):
-        alpha_curve("linear", 4, float("nan"))
+    for peak in (float("nan"), 1e30, -0.5, 2.01):
+        with pytest.raises(AffineGANError, match="expected an intensity from 0 to 2"):
+            alpha_curve("linear", 4, peak)

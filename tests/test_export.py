@@ -29,7 +29,7 @@ from affinegan.data.cartoon import render_face
 from affinegan.data.images import load_input_image
 from affinegan.data.synthetic import render_dataset
 from affinegan.errors import AffineGANError
-from affinegan.export.onnx_export import NPM_FILES, TOLERANCE, export
+from affinegan.export.onnx_export import NPM_FILES, NPM_PACKAGES, TOLERANCE, export
 from affinegan.export.onnx_runtime import OnnxGenerator, load_face
 from affinegan.generation.generate import animate, load_generator, set_mode
 from affinegan.training.train import train
@@ -111,7 +111,10 @@ def test_variants_state_psnr_and_size(runs, exported, face, tmp_path):
 
 
 def test_web_export_says_how_to_get_onnxruntime_web(runs, tmp_path):
-    with pytest.raises(AffineGANError, match=r"npm ci --prefix web"):
+    """From a pip install too (no web/ folder): the packages and versions are in the line."""
+    pinned = json.loads((REPO / "web" / "package.json").read_text())["dependencies"]
+    assert pinned == NPM_PACKAGES
+    with pytest.raises(AffineGANError, match=r"npm install --prefix DIR onnxruntime-web@1\.30"):
         export(
             runs / "checkpoints" / "plain",
             tmp_path / "m",

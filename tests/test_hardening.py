@@ -183,3 +183,137 @@ def test_prepare_never_overwrites_its_own_input(tmp_path: Path) -> None:
     argv = [str(clip), "--out", str(root), "--split", "train", "--overwrite"]
     assert prepare_main([*argv, "--masks"]) == 1
     assert {p.name: p.read_bytes() for p in clip.iterdir()} == before
+
+
+# Issue 31: the multi-expression surfaces and intensities (the export's cases are in
+# test_hardening_export.py).
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--peak", "1e308", "--num_frames", "3"], "--peak 1e+308: expected an intensity from 0"),
+        (["--peak", "2.5", "--num_frames", "3"], "--peak 2.5: expected an intensity from 0 to 2"),
+        (["--peak", "-1", "--num_frames", "3"], "--peak -1.0: expected an intensity"),
+        (["--alphas", "0,1e39"], "--alphas 1e+39: expected an intensity"),
+        (["--alphas", "0,1e400"], "--alphas inf: expected an intensity"),
+        (["--expressions", "smile"], "--expressions is a training option: animate one"),
+        (["--dataroot", "MULTI"], "or one expression of a multi-expression root"),
+    ],
+)
+def test_generate_refuses_before_loading(
+    tmp_path: Path, capsys: pytest.CaptureFixture, flags: list[str], message: str
+) -> None:
+    """Items 9, 10, 13: no model exists; the flag is refused first, on both backends."""
+    multi = tmp_path / "multi"
+    for name in ("smile", "blink"):
+        (multi / name / "test" / "img" / "clip").mkdir(parents=True)
+    flags = [str(multi) if f == "MULTI" else f for f in flags]
+    for backend in ("pytorch", "onnxruntime"):
+        argv = ["generate", "--checkpoints_dir", str(tmp_path), "--name", "none", *flags]
+        if "--dataroot" not in flags:
+            argv += ["--input", __file__]
+        assert message in _one_line_error(capsys, main([*argv, "--backend", backend]))
+
+
+def test_generate_notes_the_model_flags_it_does_not_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Item 10: the run's own options build the model; a flag that would not is said to."""
+    argv = ["generate", "--checkpoints_dir", str(tmp_path), "--name", "none", "--ngf", "8"]
+    _one_line_error(capsys, main([*argv, "--blend", "--input", __file__]))  # no run: rc 2
+    # the note went to the log before the error
+    main([*argv, "--input", __file__])
+    err = capsys.readouterr().err
+    assert "note: --ngf not used: generation builds the model from the run's saved" in err
+
+
+@pytest.mark.parametrize("peak", [1e30, 2.5, -0.1, float("inf"), float("nan")])
+def test_one_intensity_check_for_every_road(tmp_path: Path, peak: float) -> None:
+    """Item 9: the demo's Python API (peak and mix), --mix and --peak share ``check_intensity``
+    (0 to 2, the demo page's slider)."""
+    import json
+
+    from affinegan.config import MAX_INTENSITY
+    from affinegan.core.networks import Generator
+    from affinegan.generation.expressions import plan
+
+    assert MAX_INTENSITY == 2.0
+    run = tmp_path / "ck" / "m"
+    run.mkdir(parents=True)
+    ckpt.save_weights(run, "latest", [("G", Generator("unet_64", 4, expressions=2))])
+    config = {"fineSize": 64, "netG": "unet_64", "ngf": 4, "expressions": "blink,smile"}
+    (run / ckpt.CONFIG_FILE).write_text(json.dumps(config))
+    photo = tmp_path / "face.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(photo)
+    animator = Animator(tmp_path / "ck", tmp_path / "out")
+    expected = "expected an intensity from 0 to 2"
+    for kw in ({"peak": peak}, {"mix": f"smile={peak}"}, {"mix": f"blink=1,smile={peak}@linear"}):
+        with pytest.raises(AffineGANError, match=expected):
+            animator.animate(photo, "m", num_frames=3, **kw)
+    with pytest.raises(AffineGANError, match=expected):
+        plan(["blink", "smile"], "", f"smile={peak}", [0.0, 1.0])
+    assert len(animator.animate(photo, "m", num_frames=3, mix="smile=2,blink=0").frames) == 3
+
+
+@pytest.mark.parametrize("mix", ["=1", " =0.5", "smile=", "smile"])
+def test_a_mix_without_a_name_or_peak_is_refused(mix: str) -> None:
+    """Item 10: ``--mix =1`` animated the first expression."""
+    from affinegan.generation.expressions import plan
+
+    with pytest.raises(AffineGANError, match="write NAME=PEAK or NAME=PEAK@CURVE"):
+        plan(["blink", "smile"], "", mix, [0.0, 1.0])
+
+
+def test_train_refuses_an_expression_named_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Item 10: two streams for one expression."""
+    argv = ["train", "--dataroot", str(tmp_path), "--checkpoints_dir", str(tmp_path)]
+    code = main([*argv, *TINY_FLAGS, "--expressions", "smile,blink,smile"])
+    assert "--expressions 'smile,blink,smile': name each expression once" in _one_line_error(
+        capsys, code
+    )
+
+
+def test_a_root_in_both_layouts_is_refused_by_train_and_check(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Item 11: single-expression clips and expression folders side by side."""
+    import shutil
+
+    root = shutil.copytree(data, tmp_path / "both")
+    shutil.copytree(data, root / "smile")
+    message = "/img/ (one expression's clips) and expression folders (smile"
+    code = main(["train", *tiny_run_flags(root, tmp_path), "--no_patch", "--max_steps", "1"])
+    assert message in _one_line_error(capsys, code)
+    assert message in _one_line_error(capsys, main(["check", str(root)]))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        ({"fineSize": 3}, "train_opt.json: fineSize 3 does not suit unet_64: use a multiple of 64"),
+        ({"fineSize": 10**9}, "train_opt.json: fineSize 1000000000 is not a size from 1 to"),
+        ({"fineSize": "abc"}, "train_opt.json: fineSize 'abc' is not a size"),
+        ([1, 2], "train_opt.json: fineSize None is not a size"),
+    ],
+)
+def test_a_bad_saved_config_names_the_file_not_a_flag(
+    tmp_path: Path, config: object, message: str
+) -> None:
+    """Item 13: the user never passed --fineSize; the run's train_opt.json said it."""
+    import json
+
+    from affinegan.core.networks import Generator
+    from affinegan.generation.generate import load_generator
+
+    run = tmp_path / "run"
+    run.mkdir()
+    ckpt.save_weights(run, "latest", [("G", Generator("unet_64", 4))])
+    (run / ckpt.CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(AffineGANError) as err:
+        load_generator(run)
+    assert message in str(err.value) and "--fineSize" not in str(err.value)
+    assert str(run / ckpt.CONFIG_FILE) in str(err.value)

@@ -79,3 +79,24 @@ def run_python(*args: str, code: int = 0, timeout: int = 300) -> subprocess.Comp
     )
     assert proc.returncode == code, proc.stderr[-3000:]
     return proc
+
+
+def untrained_run(
+    folder: Path, expressions: tuple[str, ...] = (), ngf: int = 4, config: object = None
+) -> Path:
+    """A run folder without training: a unet_64 generator's initial weights and its saved
+    config (``config``: another ``train_opt.json`` content, as if edited by hand). For tests of
+    what reads runs."""
+    import json
+
+    from affinegan import checkpoint as ckpt
+    from affinegan.core.networks import Generator
+
+    G = Generator(
+        "unet_64", ngf, dropout=False, noise_std=0.0, expressions=max(1, len(expressions))
+    )
+    folder.mkdir(parents=True)
+    ckpt.save_weights(folder, "latest", [("G", G)])
+    saved = {"fineSize": 64, "netG": "unet_64", "ngf": ngf, "expressions": ",".join(expressions)}
+    (folder / ckpt.CONFIG_FILE).write_text(json.dumps(saved if config is None else config))
+    return folder

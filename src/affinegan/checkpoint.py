@@ -27,6 +27,7 @@ from affinegan.layout import CONFIG_FILE, STATE_FILE, weight_path
 
 STATE_FORMAT = 2
 PACKED_SUFFIX = ".safetensors"  # the weights of a packed (shipped) model
+MAX_SIZE = 4096  # the largest fineSize a saved config may state (a 4096 px frame is 200 MB)
 STATE_KEYS = ("format", "config", "progress", "nets", "optimizers", "rng")
 log = logging.getLogger(__name__)
 
@@ -222,10 +223,15 @@ def read_config(run_dir: Path) -> dict | None:
         return None
     try:
         config = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except (ValueError, OSError) as err:  # JSONDecodeError and UnicodeDecodeError included
         raise AffineGANError(f"{path}: invalid JSON ({err}); delete it or fix it") from None
-    if isinstance(config, dict):
-        refuse_removed_options(config, path)
+    size = config.get("fineSize", 0) if isinstance(config, dict) else None
+    if type(size) is not int or not 0 <= size <= MAX_SIZE:  # read before any allocation
+        raise AffineGANError(
+            f"{path}: fineSize {size!r} is not a size from 1 to {MAX_SIZE} (a JSON object with "
+            "the run's options is expected); delete it or fix it"
+        )
+    refuse_removed_options(config, path)
     return config
 
 

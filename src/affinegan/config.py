@@ -6,6 +6,7 @@ fills a frozen-in-spirit dataclass once, which round-trips to JSON and travels i
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Collection
 from dataclasses import dataclass, replace
@@ -42,6 +43,29 @@ def canonical_netg(name: str) -> str:
     if key not in UNET_DEPTHS:
         raise ValueError(f"unknown --netG {name!r}; choose one of {', '.join(UNET_DEPTHS)}")
     return key
+
+
+log = logging.getLogger(__name__)
+
+# Every intensity a user gives (--peak, --alphas, a --mix peak, the demo's peak and mix) lies in
+# [0, MAX_INTENSITY]: 0 is the neutral input, 1 the trained peak, and the demo's slider stops at
+# 2; far beyond, frames only degrade, and past float32's range they are black.
+MAX_INTENSITY = 2.0
+
+
+def check_intensity(value: object, what: str) -> float:
+    """``value`` as an intensity in [0, MAX_INTENSITY], else one line naming ``what`` (the flag
+    or setting): the one check every backend and the demo share."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if not 0 <= number <= MAX_INTENSITY:  # NaN fails too
+        raise AffineGANError(
+            f"{what} {value}: expected an intensity from 0 to {MAX_INTENSITY:g} "
+            "(0 is the neutral face, 1 the trained peak)"
+        )
+    return number
 
 
 @dataclass
@@ -237,6 +261,11 @@ class TrainConfig(ProcessOptions, ModelOptions):
     def check(self) -> None:
         """Refuse, with the flag's name, values the networks or the loop cannot use: one place
         for the command line, tests, benchmarks and resume (``options.validate`` calls it)."""
+        names = self.expression_names
+        if len(set(names)) != len(names):
+            raise AffineGANError(
+                f"--expressions {self.expressions!r}: name each expression once, e.g. smile,blink"
+            )
         if self.last_epoch < 1:
             raise AffineGANError(
                 f"--niter {self.niter} --niter_decay {self.niter_decay} leaves no epoch to "
@@ -405,6 +434,23 @@ class GenerateConfig(ProcessOptions, ModelOptions):
     suffix: str = _opt("", "appended to --name")
     verbose: bool = opt_verbose()
 
+    def complete(self, explicit: set[str]) -> GenerateConfig:
+        """Refuse ``--expressions`` (training's; ``--expression`` / ``--mix`` choose here) and
+        note the other model options, which generation reads from the run, not the flags."""
+        if "expressions" in explicit:
+            raise AffineGANError(
+                "--expressions is a training option: animate one expression with --expression "
+                "NAME, several with --mix NAME=PEAK,NAME=PEAK"
+            )
+        ignored = sorted(explicit & set(ModelOptions.__dataclass_fields__) - {"no_dropout"})
+        if ignored:
+            log.warning(
+                "note: %s not used: generation builds the model from the run's saved options "
+                "and weights",
+                ", ".join(f"--{name}" for name in ignored),
+            )
+        return self
+
 
 def parse_alphas(text: str) -> list[float]:
     """``"0,0.3,1"`` -> [0.0, 0.3, 1.0]; a clear error for anything else."""
@@ -412,6 +458,6 @@ def parse_alphas(text: str) -> list[float]:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise AffineGANError(f"--alphas {text!r}: expected numbers like 0,0.3,1") from None
-    if not values or any(not math.isfinite(v) for v in values):
-        raise AffineGANError(f"--alphas {text!r}: expected finite numbers like 0,0.3,1")
-    return values
+    if not values:
+        raise AffineGANError(f"--alphas {text!r}: expected numbers like 0,0.3,1")
+    return [check_intensity(v, "--alphas") for v in values]

@@ -206,12 +206,20 @@ def scan_clips(root: Path, phase: str = "train", **options: Any) -> list[Clip]:
 def expression_roots(root: Path, phase: str = "train") -> list[tuple[str, Path]]:
     """(name, dataset root) of each expression of a multi-expression root, a folder of
     single-expression datasets side by side (``<root>/<expression>/<phase>/img/<clip>``), in
-    name order; [] when ``root`` is itself a single-expression dataset (``<root>/<phase>/img``)."""
+    name order; [] when ``root`` is itself a single-expression dataset (``<root>/<phase>/img``).
+    A root laid out both ways is refused: which clips a run trains on must not be a guess."""
     root = Path(root)
-    if (root / phase / "img").is_dir() or not root.is_dir():
+    if not root.is_dir():
         return []
     subs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
-    return sorted((d.name, d) for d in subs if (d / phase / "img").is_dir())
+    found = sorted((d.name, d) for d in subs if (d / phase / "img").is_dir())
+    if found and (root / phase / "img").is_dir():
+        raise AffineGANError(
+            f"{root}: holds both {phase}/img/ (one expression's clips) and expression folders "
+            f"({', '.join(n for n, _ in found)}: <root>/<expression>/{phase}/img/); move one "
+            "layout out, so that which clips are read is not a guess"
+        )
+    return [] if (root / phase / "img").is_dir() else found
 
 
 def scan_expressions(

@@ -28,14 +28,16 @@ from torch import nn
 
 from affinegan.core.networks import Encoding, Generator
 from affinegan.errors import AffineGANError
+from affinegan.export.manifest import FORMAT_VERSION, graph_file
 from affinegan.export.onnx_runtime import (
-    FORMAT_VERSION,
     frames_to_uint8,
     open_session,
     psnr,
+    require,
     run_decode,
     run_encode,
 )
+from affinegan.files import atomic_folder, check_replaceable
 from affinegan.generation.generate import encode_all, load_generator, set_mode
 from affinegan.layout import MANIFEST
 
@@ -44,8 +46,11 @@ log = logging.getLogger(__name__)
 OPSET = 18  # >= 16 for GridSample; onnxruntime-web 1.30 runs it
 TOLERANCE = 1e-4  # largest |onnxruntime - PyTorch| accepted in float32, in [-1, 1] units
 VARIANTS = ("fp16", "int8")
+WEB_MARKER = f"model/{MANIFEST}"  # what marks a folder as a page export wrote
 WEB_ASSETS = Path(__file__).with_name("web")
-# What the page needs from the npm packages pinned by web/package-lock.json.
+# What the page needs from the npm packages pinned by web/package-lock.json (the versions again
+# here, for installs without the repository's web/ folder; a test keeps them equal).
+NPM_PACKAGES = {"onnxruntime-web": "1.30.0", "gifenc": "1.0.3"}
 NPM_FILES = {
     "onnxruntime-web/dist/ort.wasm.min.mjs": "ort/ort.wasm.min.mjs",
     "onnxruntime-web/dist/ort-wasm-simd-threaded.mjs": "ort/ort-wasm-simd-threaded.mjs",
@@ -151,12 +156,7 @@ def _onnx_export(
     frame counts in Python sets, which torch.export cannot keep symbolic, so its graphs would
     decode a fixed number of frames. Tracing records the same tensor ops with a free frame axis;
     ``check_graphs`` then proves the graph at frame counts other than the traced one."""
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise AffineGANError(
-            "export needs onnx and onnxruntime: pip install 'affinegan[export]'"
-        ) from None
+    require("onnx")
     with _quiet():
         torch.onnx.export(
             module.eval(),
@@ -274,8 +274,8 @@ def default_face(
         root = (ckpt.read_config(run_dir) or {}).get("dataroot")
         with contextlib.suppress(AffineGANError, OSError):
             path = first_frames(Path(root), "test")[0][1] if root else None
-    if path is not None:
-        return load_face(Path(path), size), str(path)
+    if path is not None:  # by name only: model.json is published, local paths are not
+        return load_face(Path(path), size), Path(path).name
     from affinegan.data.cartoon import render_face
 
     rgb = render_face(3, "smile", 0.0, size)[0]
@@ -394,8 +394,13 @@ def export(
     for v in variants:
         if v not in VARIANTS:
             raise AffineGANError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+    check_replaceable(out_dir, MANIFEST, "--out")
     if web_dir is not None:
         node_modules = _check_npm_files(node_modules)
+        check_replaceable(web_dir, WEB_MARKER, "--web")
+        web, out = Path(web_dir).resolve(), Path(out_dir).resolve()
+        if web.is_relative_to(out) or out.is_relative_to(web):  # each is replaced whole
+            raise AffineGANError(f"--web {web_dir}: choose a folder apart from --out {out_dir}")
     model = load_generator(run_dir, epoch)
     count = model.G.expressions
     if expressions is not None and len(expressions) != count:
@@ -408,13 +413,14 @@ def export(
     set_mode(G, dropout=False)
     face_x, face_name = default_face(model.size, face, run_dir)
     x = torch.from_numpy(face_x)
-    paths, names, diffs = export_graphs(G, x, out_dir)
-    files, sizes, psnrs = _write_variants(paths, variants, x, count, out_dir)
-    report = ExportReport(out_dir, 0.0, diffs, sizes, psnrs, face=face_name)
-    manifest = _manifest(report, files, run_dir.name, model.size, expressions, names)
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    if web_dir is not None:
-        report.web_dir = write_web(out_dir, web_dir, node_modules)
+    with atomic_folder(out_dir, MANIFEST, "--out") as tmp:
+        paths, names, diffs = export_graphs(G, x, tmp)
+        files, sizes, psnrs = _write_variants(paths, variants, x, count, tmp)
+        report = ExportReport(out_dir, 0.0, diffs, sizes, psnrs, face=face_name)
+        manifest = _manifest(report, files, run_dir.name, model.size, expressions, names)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if web_dir is not None:
+            report.web_dir = write_web(tmp, web_dir, node_modules)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -427,34 +433,38 @@ def _variant_frames(paths: dict[str, Path], x: np.ndarray) -> np.ndarray:
 
 
 def _check_npm_files(node_modules: Path | None) -> Path:
-    """The folder holding onnxruntime-web and gifenc, or a one-line error saying how to get it."""
+    """The folder holding onnxruntime-web and gifenc, or a one-line error saying how to get it
+    (from a pip install too, which has no web/ folder)."""
     root = node_modules or Path(__file__).resolve().parents[3] / "web" / "node_modules"
     missing = [k for k in NPM_FILES if not (root / k).is_file()]
     if missing:
+        packages = " ".join(f"{k}@{v}" for k, v in NPM_PACKAGES.items())
         raise AffineGANError(
-            f"{root / missing[0]} is missing: the page needs onnxruntime-web and gifenc, "
-            "installed by `npm ci --prefix web` in the affinegan repository (or --node_modules DIR)"
+            f"{root / missing[0]} is missing: the page needs {packages}; install them with "
+            f"`npm install --prefix DIR {packages}` and pass --node_modules DIR/node_modules"
         )
     return root
 
 
 def write_web(model_dir: Path, web_dir: Path, node_modules: Path | None = None) -> Path:
     """The static page: HTML + JS module, the graphs and model.json, onnxruntime-web's files.
-    Nothing on the page loads from anywhere but its own folder."""
+    Nothing on the page loads from anywhere but its own folder. Written whole or not at all,
+    into an empty folder or over an earlier page (never over the user's own files)."""
     root = _check_npm_files(node_modules)
-    web_dir.mkdir(parents=True, exist_ok=True)
-    for asset in ("index.html", "app.js"):
-        shutil.copyfile(WEB_ASSETS / asset, web_dir / asset)
-    for src, dst in NPM_FILES.items():
-        (web_dir / dst).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(root / src, web_dir / dst)
     manifest = json.loads((model_dir / MANIFEST).read_text())
-    models = web_dir / "model"
-    models.mkdir(exist_ok=True)
-    shutil.copyfile(model_dir / MANIFEST, models / MANIFEST)
-    for v in manifest["variants"].values():
-        for graph in ("encode", "decode"):
-            shutil.copyfile(model_dir / v[graph], models / v[graph])
+    with atomic_folder(web_dir, WEB_MARKER, "--web") as tmp:
+        for asset in ("index.html", "app.js"):
+            shutil.copyfile(WEB_ASSETS / asset, tmp / asset)
+        for src, dst in NPM_FILES.items():
+            (tmp / dst).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(root / src, tmp / dst)
+        models = tmp / "model"
+        models.mkdir()
+        shutil.copyfile(model_dir / MANIFEST, models / MANIFEST)
+        for v in manifest["variants"].values():
+            for graph in ("encode", "decode"):
+                source = graph_file(model_dir, v[graph])
+                shutil.copyfile(source, models / source.name)
     return web_dir
 
 

@@ -7,11 +7,13 @@ wrote can animate faces. Pixels are prepared exactly as :mod:`affinegan.data.ima
 
 from __future__ import annotations
 
-import json
+import importlib
+import importlib.util
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,8 @@ import numpy as np
 from affinegan.config import GenerateConfig
 from affinegan.data.images import load_rgb, megapixels
 from affinegan.errors import AffineGANError
+from affinegan.export.manifest import check_graphs_match, read_manifest
+from affinegan.files import writable_folder
 from affinegan.generation.expressions import Plan, plan
 from affinegan.generation.html import write_image_table
 from affinegan.generation.results import input_photos, resolve_alphas, write_face
@@ -28,25 +32,42 @@ from affinegan.options import DEFAULT_MAX_MEGAPIXELS, validate
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def require(module: str, extra: str = "export") -> ModuleType:
+    """Import an optional dependency, or say in one line how to install it. A Ctrl-C during the
+    import stays an interrupt (a C extension can report it as an ImportError), and a module
+    that is installed but broken is not called missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        cause: BaseException | None = err
+        while cause is not None:
+            if isinstance(cause, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
+            cause = cause.__cause__ or cause.__context__
+        if importlib.util.find_spec(module.split(".")[0]) is not None:
+            raise AffineGANError(f"{module} is installed but fails to import ({err})") from None
+        raise AffineGANError(f"this needs {module}: pip install 'affinegan[{extra}]'") from None
 
 
 def open_session(path: Path, threads: int = 0) -> Any:
     """An onnxruntime CPU session for one graph (``threads`` 0: onnxruntime's choice), or a
-    one-line error saying what is missing."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise AffineGANError(
-            "the onnxruntime backend needs onnxruntime: pip install 'affinegan[export]'"
-        ) from None
+    one-line error saying what is missing or broken."""
+    ort = require("onnxruntime")
     if not Path(path).is_file():
         raise AffineGANError(f"{path}: graph not found; run `affinegan export` first")
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 - onnxruntime's error types are not public
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise AffineGANError(
+            f"{path}: not a readable ONNX graph ({reason}); export the model again"
+        ) from None
 
 
 def run_encode(sess: Any, x: np.ndarray) -> list[np.ndarray]:
@@ -92,25 +113,13 @@ class OnnxGenerator:
 
     @classmethod
     def load(cls, model_dir: Path, variant: str = "fp32") -> OnnxGenerator:
-        """Open ``model_dir/model.json`` and one variant's graphs."""
-        path = Path(model_dir) / MANIFEST
-        if not path.is_file():
-            raise AffineGANError(f"{path}: not found; run `affinegan export` for this model first")
-        manifest = json.loads(path.read_text())
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise AffineGANError(
-                f"{path}: format version {manifest.get('format_version')}, this affinegan reads "
-                f"{FORMAT_VERSION}; export the model again"
-            )
-        files = manifest["variants"].get(variant)
-        if files is None:
-            known = ", ".join(manifest["variants"])
-            raise AffineGANError(f"{path}: no {variant} graphs (exported: {known})")
-        return cls(
-            manifest,
-            open_session(path.parent / files["encode"]),
-            open_session(path.parent / files["decode"]),
-        )
+        """Open ``model_dir/model.json`` and one variant's graphs, each checked against the
+        other (``affinegan.manifest``)."""
+        manifest, files = read_manifest(Path(model_dir), variant)
+        gen = cls(manifest, open_session(files["encode"]), open_session(files["decode"]))
+        where = Path(model_dir) / MANIFEST
+        check_graphs_match(where, gen.encoder, gen.decoder, gen.size, len(manifest["expressions"]))
+        return gen
 
     @property
     def size(self) -> int:
@@ -159,6 +168,17 @@ def first_frames(root: Path, phase: str) -> list[tuple[str, Path]]:
     return out
 
 
+def _results_name(cfg: GenerateConfig, exported: str, model_dir: Path) -> str:
+    """The name results are filed under: the exported model's, so another model's export given
+    with --onnx_dir never files its frames under --name; a --name that differs is refused."""
+    if cfg.name in (exported, GenerateConfig.name):  # GenerateConfig.name: the flag's default
+        return exported
+    raise AffineGANError(
+        f"--name {cfg.name}: the export in {model_dir} is of model {exported!r}; "
+        f"pass --name {exported} (or leave --name out with --onnx_dir)"
+    )
+
+
 def generate_onnx(
     cfg: GenerateConfig, model_dir: Path | None = None, variant: str = "fp32"
 ) -> Path:
@@ -179,7 +199,10 @@ def generate_onnx(
         raise AffineGANError(f"--fineSize {size}: the graphs were exported at {gen.size} px")
     names = gen.manifest["expressions"]
     video = plan(names if len(names) > 1 else [], cfg.expression, cfg.mix, alphas)
-    out_dir = results_folder(cfg.results_dir, cfg.name, cfg.phase, cfg.epoch)
+    name = _results_name(cfg, gen.manifest["name"], model_dir)
+    out_dir = writable_folder(
+        results_folder(cfg.results_dir, name, cfg.phase, cfg.epoch), "--results_dir"
+    )
     rows = []
     for clip, path in inputs:
         x = load_face(path, size, megapixels(cfg.max_megapixels))
@@ -190,7 +213,7 @@ def generate_onnx(
                 write_face(out_dir, clip, frames_to_uint8(x)[0], frames, alphas, formats, cfg.fps),
             )
         )
-    title = f"{cfg.name}: {cfg.phase}_{cfg.epoch} (onnxruntime)"
+    title = f"{name}: {cfg.phase}_{cfg.epoch} (onnxruntime)"
     write_image_table(out_dir / INDEX, title, rows)
     log.info("wrote %d videos of %d frames to %s (onnxruntime)", len(inputs), len(alphas), out_dir)
     return out_dir

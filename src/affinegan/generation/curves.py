@@ -7,10 +7,9 @@ clip everywhere.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from affinegan.config import check_intensity
 from affinegan.errors import AffineGANError
 
 CURVES: tuple[str, ...] = ("linear", "ease-in-out", "there-and-back")
@@ -27,8 +26,7 @@ def alpha_curve(name: str, num_frames: int, peak: float = 1.0) -> list[float]:
         raise AffineGANError(f"unknown intensity curve {name!r}: use one of {', '.join(CURVES)}")
     if num_frames < 1:
         raise AffineGANError(f"number of frames must be at least 1, got {num_frames}")
-    if not math.isfinite(peak):
-        raise AffineGANError(f"peak intensity must be a finite number, got {peak}")
+    peak = check_intensity(peak, "peak intensity")
     if name == "there-and-back":
         top = num_frames // 2  # index of the single peak frame
         up = np.linspace(0.0, 1.0, top + 1)

@@ -9,11 +9,11 @@ Imports no torch, so the onnxruntime road shares it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from affinegan.config import check_intensity
 from affinegan.errors import AffineGANError
 from affinegan.generation.curves import CURVES, alpha_curve
 
@@ -49,11 +49,12 @@ def _mix_column(entry: str, names: list[str], alphas: list[float]) -> tuple[int,
     name, sep, value = entry.partition("=")
     peak_text, _, curve = value.partition("@")
     try:
-        peak = float(peak_text)
+        peak: float | None = float(peak_text)
     except ValueError:
-        peak = math.nan
-    if not sep or not math.isfinite(peak):
+        peak = None
+    if not sep or not name.strip() or peak is None:  # "=1" would animate the first expression
         raise AffineGANError(f"--mix {entry!r}: write NAME=PEAK or NAME=PEAK@CURVE, e.g. smile=1")
+    peak = check_intensity(peak, f"--mix {name.strip()!r} peak")
     index = expression_index(names, name.strip(), "--mix")
     if curve:
         if curve not in CURVES:

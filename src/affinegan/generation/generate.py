@@ -25,6 +25,7 @@ from affinegan.data.images import (
     tensor_to_uint8,
 )
 from affinegan.errors import AffineGANError
+from affinegan.files import writable_folder
 from affinegan.generation import expressions, pasteback
 from affinegan.generation.html import write_image_table
 from affinegan.generation.results import (
@@ -94,10 +95,11 @@ def load_generator(
     except RuntimeError as err:
         raise AffineGANError(f"{path}: weights do not fit the generator ({err})") from None
     unit = 2 ** UNET_DEPTHS[canonical_netg(kwargs["netG"])]
+    where = "--fineSize" if size else f"{run_dir / ckpt.CONFIG_FILE}: fineSize"  # who set it
     size = size or ckpt.training_size(saved, kwargs["netG"])
     if size % unit:
         raise AffineGANError(
-            f"--fineSize {size} does not suit {kwargs['netG']}: use a multiple of {unit}"
+            f"{where} {size} does not suit {kwargs['netG']}: use a multiple of {unit}"
         )
     return LoadedModel(G, size, names, label)
 
@@ -215,7 +217,9 @@ def generate(cfg: GenerateConfig) -> Path:
     set_mode(G, dropout=cfg.dropout or not cfg.eval)
     video = expressions.plan(model.expressions, cfg.expression, cfg.mix, alphas)
     name = cfg.name if run_dir == Path(cfg.checkpoints_dir) / cfg.name else run_dir.name
-    out_dir = results_folder(cfg.results_dir, name, cfg.phase, cfg.epoch)
+    out_dir = writable_folder(
+        results_folder(cfg.results_dir, name, cfg.phase, cfg.epoch), "--results_dir"
+    )
     rows, said_gif = [], False
     for clip, path in tqdm(inputs, desc="generating", unit="face", leave=False):
         placed = _in_place(cfg, model, path, video)

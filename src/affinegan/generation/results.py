@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from affinegan.config import GenerateConfig, parse_alphas
+from affinegan.config import GenerateConfig, check_intensity, parse_alphas
 from affinegan.errors import AffineGANError
 from affinegan.generation.curves import alpha_curve
 from affinegan.generation.video import write_gif, write_mp4
@@ -25,7 +25,7 @@ def resolve_alphas(cfg: GenerateConfig) -> list[float]:
     if cfg.alphas:
         return parse_alphas(cfg.alphas)
     if cfg.num_frames:
-        return alpha_curve(cfg.curve, cfg.num_frames, cfg.peak)
+        return alpha_curve(cfg.curve, cfg.num_frames, check_intensity(cfg.peak, "--peak"))
     if not 0 < cfg.interval <= 1:
         raise AffineGANError(f"--interval {cfg.interval}: expected a value in (0, 1]")
     return [i * cfg.interval for i in range(int(1.0 / cfg.interval + 1e-9))]  # as the original
@@ -45,7 +45,14 @@ def input_photos(
         return list(zip(unique, paths, strict=True))[: cfg.num_test]
     if not cfg.dataroot:
         raise AffineGANError("give --dataroot (a dataset with test/img/<clip>/) or --input PHOTO")
-    return first_frames(Path(cfg.dataroot), cfg.phase)[: cfg.num_test]
+    root, phase = Path(cfg.dataroot), cfg.phase
+    if not (root / phase / "img").is_dir():  # both layouts: a multi-expression root is common
+        raise AffineGANError(
+            f"--dataroot {root}: no {phase}/img/ folder; give a dataset with "
+            f"{phase}/img/<clip>/<frames>, or one expression of a multi-expression root "
+            f"(<root>/<expression>/{phase}/img/<clip>/): --dataroot <root>/<expression>"
+        )
+    return first_frames(root, phase)[: cfg.num_test]
 
 
 def gif_frames(frames: np.ndarray) -> list[np.ndarray]:

@@ -277,7 +277,7 @@ class Animator:
             raise AffineGANError(f"frames must be between 1 and {self.limits.max_frames}")
         if not 0 < fps <= 50:
             raise AffineGANError(f"frames per second must be in (0, 50], got {fps}")
-        alphas = alpha_curve(curve, num_frames, peak)
+        alphas = alpha_curve(curve, num_frames, peak)  # checks the peak (check_intensity)
         info = self.model(model)
         img, digest = read_photo(photo, self.limits)
         with self._lock:

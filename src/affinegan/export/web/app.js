@@ -42,15 +42,21 @@ async function init() {
 }
 
 // One intensity slider per expression (ids alpha, alpha-1, ...), each its own z_r direction.
+// The names come from model.json, which travels with a shared export: they go in as text and
+// attribute values only, never as HTML.
 function makeSliders(names) {
   names.forEach((name, e) => {
     const id = e === 0 ? "alpha" : `alpha-${e}`;
     const label = document.createElement("label");
-    label.textContent = names.length > 1 ? `${name} ` : "Intensity ";
-    label.innerHTML += `<input type="range" id="${id}" class="intensity" data-expression="${name}"
-      min="0" max="1" step="0.01" value="0" disabled> <output id="${id}-value">0.00</output>`;
+    const input = document.createElement("input");
+    Object.assign(input, { type: "range", id, className: "intensity", min: "0", max: "1" });
+    Object.assign(input, { step: "0.01", value: "0", disabled: true });
+    input.dataset.expression = String(name);
+    const value = document.createElement("output");
+    Object.assign(value, { id: `${id}-value`, textContent: "0.00" });
+    label.append(names.length > 1 ? `${name} ` : "Intensity ", input, " ", value);
     $("sliders").append(label);
-    $(id).addEventListener("input", guard(onSlide));
+    input.addEventListener("input", guard(onSlide));
   });
 }
 
