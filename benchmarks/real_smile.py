@@ -1,7 +1,8 @@
 """The shipped smile model: trained on real people, measured on people it never saw.
 
     nice -n 10 python benchmarks/real_smile.py --out bench_smile --seeds 0,1 \\
-      --sheet docs/real-smile.png --ship src/affinegan/weights/smile   # docs/results.md
+      --sheet docs/real-smile.png --readme_sheet docs/smile.png \\
+      --ship src/affinegan/weights/smile   # docs/results.md, the README's first picture
 
 The London set (``../shared/data/london-smile``: 68 people, a neutral and a smiling photo
 each) is split once, by person, with a fixed seed: 52 train, 16 held out (``split``). Both
@@ -204,6 +205,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12000)
     ap.add_argument("--sheet", type=Path, default=None, help="default <out>/real_smile.png")
     ap.add_argument("--ship", type=Path, default=None, help="copy seed 0's packed model here")
+    ap.add_argument("--readme_sheet", type=Path, default=None, help="the first 4 rows alone")
     a = ap.parse_args()
     import affinegan
     from affinegan.shipped import pack
@@ -229,6 +231,9 @@ def main() -> None:
     (a.out / "real_smile.json").write_text(json.dumps({"rows": rows, "records": records}, indent=1))
     print(text)
     contact_sheet(sheet_frames, a.london, a.sheet or a.out / "real_smile.png")
+    if a.readme_sheet:
+        first = dict(list(sheet_frames.items())[:4])
+        contact_sheet(first, a.london, a.readme_sheet, cell=192)
     if a.ship:
         shutil.copytree(a.out / "packed" / "smile_s0", a.ship, dirs_exist_ok=True)
         print(f"shipped seed 0's model in {a.ship}")

@@ -188,3 +188,14 @@ def test_export_takes_a_model_by_name(packed: Path, tmp_path: Path, monkeypatch)
     manifest = json.loads((tmp_path / "model_onnx" / "model.json").read_text())
     assert manifest["image_size"] == 64  # written beside the user, not into the package
     assert not (packed / "onnx").exists()
+
+
+def test_models_lists_the_shipped_ones_with_their_cards(packed: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", packed.parent)
+    (packed / shipped.CARD_FILE).write_text("# A card\n\nA tiny test model. It smiles a bit.\n")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("model: A tiny test model (card: ") and "MODEL_CARD.md" in out
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", packed.parent / "nothing")
+    assert main(["models"]) == 0
+    assert "no models are shipped" in capsys.readouterr().out
