@@ -2,7 +2,7 @@
 
     nice -n 10 python benchmarks/real_smile.py --out bench_smile --seeds 0,1 \\
       --sheet docs/real-smile.png --readme_sheet docs/smile.png \\
-      --ship src/affinegan/weights/smile   # docs/results.md, the README's first picture
+      --ship src/affinegan/models/smile   # docs/results.md, the README's first picture
 
 The London set (``../shared/data/london-smile``: 68 people, a neutral and a smiling photo
 each) is split once, by person, with a fixed seed: 52 train, 16 held out (``split``). Both

@@ -1,6 +1,6 @@
 """Models that ship inside the package, found by name, and packing a trained run into one.
 
-A shipped model is a run folder in miniature under ``affinegan/weights/<name>/``: the
+A shipped model is a run folder in miniature under ``affinegan/models/<name>/``: the
 generator's averaged weights as half-precision safetensors (``latest_net_G.safetensors``:
 loading it executes nothing, unlike a pickled ``.pth``), the run's ``train_opt.json`` without
 the trainer's local paths, and a ``MODEL_CARD.md`` (data, licence, the command that trained it,
@@ -18,7 +18,7 @@ from affinegan.errors import AffineGANError
 from affinegan.files import atomic_text, atomic_write
 from affinegan.layout import CONFIG_FILE, weight_path
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+SHIPPED_DIR = Path(__file__).resolve().parent / "models"
 CARD_FILE = "MODEL_CARD.md"
 DEFAULT_MODEL = "smile"
 ORIGINAL_MODEL = "affinegan"  # the original's --model value: its one model class, no folder
