@@ -249,12 +249,14 @@ def test_sample_shapes_ranges_and_binary_masks(tmp_path: Path) -> None:
 
 
 def test_sample_names_the_frames_of_its_targets(tmp_path: Path) -> None:
-    """B_index (used by --lambda_order) holds the frame number of each target in B."""
+    """B_index (used by --lambda_order) holds the frame number of each target in B, and
+    B_position (--lambda_position) its place in the clip: 1 for the last frame."""
     clips = scan_clips(make_dataset(tmp_path, {"a": 6}, patch=False))
     ds = ClipDataset(clips, load_size=16, fine_size=16, num_targets=8, flip=False)
     sample = ds[0]
     index = sample["B_index"]
     assert index.shape == (8,) and index.min() >= 1 and index.max() <= 5
+    torch.testing.assert_close(sample["B_position"], index.float() / 5)
     for i, frame in enumerate(index.tolist()):
         alone = ClipDataset(
             [Clip("a", (clips[0].frames[0], clips[0].frames[frame]), None)],

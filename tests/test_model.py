@@ -165,8 +165,17 @@ def test_order_hinge_by_hand():
     assert order_hinge(ordered, torch.tensor([[2, 2, 2]]), 0.05).item() == 0.0
 
 
-def test_lambda_order_adds_its_gradient_to_the_generator_only():
-    """With --lambda_order, G's gradient is the original's plus lambda * d(hinge)/d(G)."""
+ALPHA_TERMS = {  # option -> (its term's name, the term by hand from the alphas and the batch)
+    "lambda_order": ("G_order", lambda a, b: order_hinge(a, b["B_index"], 0.05)),
+    "lambda_position": ("G_position", lambda a, b: (a - b["B_position"]).abs().mean()),
+}
+
+
+@pytest.mark.parametrize("option", sorted(ALPHA_TERMS))
+def test_an_alpha_term_adds_its_gradient_to_the_generator_only(option):
+    """With --lambda_order (or --lambda_position), G's gradient is the original's plus lambda *
+    d(term)/d(G), the term computed by hand from the inferred alphas; no discriminator moves."""
+    name, by_hand = ALPHA_TERMS[option]
     cfg = tiny_config()
     torch.manual_seed(0)
     nets = build_nets(cfg)
@@ -174,26 +183,27 @@ def test_lambda_order_adds_its_gradient_to_the_generator_only():
         net.double()
     batch = {k: v.double() for k, v in random_batch().items()}
     batch["B_index"] = torch.tensor([[3, 1, 2]])
+    batch["B_position"] = torch.tensor([[1.0, 1 / 3, 2 / 3]], dtype=torch.double)
     runs = {}
     for weight in (0.0, 10.0):
         copy_nets = copy.deepcopy(nets)
         torch.manual_seed(1)
-        cfg_w = tiny_config(lambda_order=weight, order_margin=0.05)
+        cfg_w = tiny_config(**{option: weight}, order_margin=0.05)
         losses = train_step(copy_nets, sgd(copy_nets), batch, cfg_w)
         runs[weight] = (copy_nets, losses)
-    hinge = order_hinge(encode_batch(nets.G, batch["A"], batch["B"]).alpha, batch["B_index"], 0.05)
-    assert hinge.item() > 0 and "G_order" not in runs[0.0][1]
-    torch.testing.assert_close(runs[10.0][1]["G_order"], hinge.detach() * 10)
-    grads = torch.autograd.grad(hinge * 10, list(nets.G.parameters()), allow_unused=True)
+    term = by_hand(encode_batch(nets.G, batch["A"], batch["B"]).alpha, batch)
+    assert term.item() > 0 and name not in runs[0.0][1]
+    torch.testing.assert_close(runs[10.0][1][name], term.detach() * 10)
+    grads = torch.autograd.grad(term * 10, list(nets.G.parameters()), allow_unused=True)
     for p0, p1, g in zip(
         runs[0.0][0].G.parameters(), runs[10.0][0].G.parameters(), grads, strict=True
     ):
         extra = p0 - p1  # lr-1 SGD: the change in the update is the extra gradient
         torch.testing.assert_close(extra, torch.zeros_like(p0) if g is None else g)
-    for name in ("D", "D_alpha", "D_patch"):
+    for net in ("D", "D_alpha", "D_patch"):
         for p0, p1 in zip(
-            getattr(runs[0.0][0], name).parameters(),
-            getattr(runs[10.0][0], name).parameters(),
+            getattr(runs[0.0][0], net).parameters(),
+            getattr(runs[10.0][0], net).parameters(),
             strict=True,
         ):
             assert torch.equal(p0, p1)

@@ -183,6 +183,14 @@ class TrainConfig(ProcessOptions, ModelOptions):
         min=0,
     )
     order_margin: float = _opt(0.02, "margin of the --lambda_order hinge", min=0)
+    lambda_position: float = _opt(
+        0.0,
+        "weight of an L1 loss pulling each target's inferred alpha to its place in its clip (0 "
+        "the neutral first frame, 1 the last): on neutral + peak photo pairs the peak's alpha is "
+        "then 1, so alpha 1 draws the real expression's strength (not in the original; 0 = off; "
+        "the shipped smile model uses 100, docs/results.md)",
+        min=0,
+    )
     alpha_grad: bool = _opt(
         False,
         "let the image losses back-propagate through the inferred alphas, so that the encoders "
@@ -351,7 +359,6 @@ def apply_preset(cfg: TrainConfig, explicit: Collection[str] = ()) -> TrainConfi
 # Options of the experiments of 2026-11, measured and not adopted (docs/experiments.md), with
 # the value that meant "off": a run saved with another value is refused, not silently changed.
 REMOVED_OPTIONS: dict[str, Any] = {
-    "lambda_position": 0.0,
     "lambda_mask": 0.0,
     "lambda_mask_in": 0.0,
     "lambda_draw": 0.0,

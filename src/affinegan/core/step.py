@@ -144,13 +144,15 @@ class StepBatch:
     """The batch as the discriminators and losses see it, one row per target (N*K, C, H, W):
     its clip's neutral face (the condition), the real target and the fake; ``patch``: the same
     three masked to the mouth (None without ``D_patch``); the targets' frame numbers in their
-    clips, (N, K), for the order loss."""
+    clips and their places there (0 the neutral frame, 1 the last), (N, K), for the order and
+    position losses."""
 
     cond: torch.Tensor
     real: torch.Tensor
     fake: torch.Tensor
     patch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
     index: torch.Tensor | None
+    position: torch.Tensor | None
     head: torch.Tensor | None = None  # each row's expression (multi-expression), (N*K,)
     clip_head: torch.Tensor | None = None  # each clip's expression, (N,)
 
@@ -166,7 +168,8 @@ def step_batch(batch: dict, fake: torch.Tensor, masked: bool, multi: bool = Fals
         patch = (cond * repeat_each(batch["mask_A"], k), fake * mask_b, real * mask_b)
     clip_head = batch["expression"] if multi else None
     head = None if clip_head is None else repeat_each(clip_head, k)
-    return StepBatch(cond, real, fake, patch, batch.get("B_index"), head, clip_head)
+    index, position = batch.get("B_index"), batch.get("B_position")
+    return StepBatch(cond, real, fake, patch, index, position, head, clip_head)
 
 
 @dataclass
@@ -318,7 +321,7 @@ def g_step(
     fake_terms = losses.g_fake_terms(pred, pred_patch, sb.fake, sb.real, sb.cond, cfg)
     alpha = dec.enc.alpha
     (pred_alpha,) = alpha_scores(nets.D_alpha, (alpha,), so, sb.clip_head)
-    loss_alpha, alpha_terms = losses.g_alpha_loss(pred_alpha, alpha, cfg, sb.index)
+    loss_alpha, alpha_terms = losses.g_alpha_loss(pred_alpha, alpha, cfg, sb.index, sb.position)
     loss_fake = losses.total(fake_terms)
     loss_rec = backward_g(nets.G, dec, loss_fake, loss_alpha, sb.real, cfg, so)
     so.step(nets.G, opts.G)

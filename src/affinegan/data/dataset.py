@@ -356,6 +356,7 @@ class ClipDataset(torch.utils.data.Dataset):
             "A": images[0],
             "B": images[1:],
             "B_index": torch.from_numpy(targets),  # frame numbers of the targets
+            "B_position": torch.from_numpy(targets / (len(clip.frames) - 1)).float(),  # in [0, 1]
             "clip": clip.name,
             "expression": torch.tensor(clip.expression),  # picks the residual stream and D head
         }
