@@ -8,9 +8,10 @@ The London set (``../shared/data/london-smile``: 68 people, a neutral and a smil
 each) is split once, by person, with a fixed seed: 52 train, 16 held out (``split``). Both
 parts are cut by ``affinegan prepare`` at 128 px (every smile moved onto its neutral photo's
 head position; mouth masks for training). Per seed, ``affinegan train`` runs the recipe
-(``RECIPE``) in a child process whose CPU time is recorded in ``<run>/train_cpu.json``; the
-run is packed as a shipped model would be (half-precision safetensors) and everything below
-uses the packed model:
+(``RECIPE``: the expressive preset, the keep loss, each peak's alpha pulled to 1, one target
+per step since a pair has one) in a child process whose CPU time is recorded in
+``<run>/train_cpu.json``; the run is packed as a shipped model would be (half-precision
+safetensors) and everything below uses the packed model:
 
 1. ``affinegan generate`` animates each held-out person's neutral crop at 16 frames, and
    ``affinegan evaluate`` scores them against the person's real (stabilised) smile: the
@@ -49,7 +50,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SPLIT_SEED, HELD_OUT = 2026, 16
 FRAMES = 16
 RECIPE = [
-    "--preset", "expressive", "--lambda_keep", "30", "--train_imagenum", "1",
+    "--preset", "expressive", "--lambda_keep", "30", "--lambda_position", "100",
+    "--train_imagenum", "1",
     "--netG", "unet_128", "--ngf", "16", "--ndf", "16", "--loadSize", "144", "--fineSize", "128",
     "--num_threads", "0", "--torch_threads", "1", "--gpu_ids", "-1",
     "--display_freq", "2000", "--print_freq", "500",
