@@ -18,8 +18,9 @@ safetensors) and everything below uses the packed model:
    landmark geometry ratios, identity, sharpness, faces found, alpha-0 error and region gain
    (docs in ``evaluate.py``), medians over people;
 2. through the Python API, each held-out neutral photo is animated in place at its full
-   512 px (paste-back): the alpha-0 frame's difference from the photo, and the face's
-   sharpness at alpha 1 over the photo's (variance of the Laplacian at 256 px);
+   512 px (paste-back), what a user gets, and scored the same way against the real smile
+   moved onto the photo's head: geometry, identity, the face's sharpness at alpha 1 over the
+   photo's (variance of the Laplacian at 256 px), the alpha-0 frame's difference;
 3. photos unlike the training set (the shared example clips' first frames: other people,
    light, cameras) give the model's own alpha-0 error on its crop.
 
@@ -67,8 +68,13 @@ FIGURES = [
     ("face_frames_without_face", "generated frames without a face", 0),
     ("region_gain_peak", "region gain at the peak, dB", 2),
     ("face_alpha0_error", "alpha-0 error, crop (levels)", 2),
-    ("paste_alpha0_error", "alpha-0 error, pasted back (levels)", 2),
-    ("paste_sharpness", "sharpness at alpha 1 / photo (pasted back)", 2),
+    ("paste_mouth_width_ratio", "pasted back, 512 px: mouth width / real", 2),
+    ("paste_corner_lift_ratio", "pasted back: corner lift / real", 2),
+    ("paste_mouth_opening_ratio", "pasted back: mouth opening / real (open smiles)", 2),
+    ("paste_identity_peak", "pasted back: identity peak-input", 3),
+    ("paste_identity_truth", "pasted back: identity, the real smile's own", 3),
+    ("paste_sharpness", "pasted back: sharpness at alpha 1 / photo", 2),
+    ("paste_alpha0_error", "pasted back: alpha-0 error (levels)", 2),
     ("unlike_alpha0_error", "alpha-0 error, photos unlike training", 2),
 ]
 
@@ -121,19 +127,31 @@ def crop_figures(data: Path, packed: Path, results: Path, name: str) -> dict[str
 
 
 def pasted_figures(model: Any, london: Path, held: list[str]) -> tuple[dict[str, float], dict]:
-    """Step 2: the held-out photos animated in place; the figures and the frames per person."""
-    from affinegan.evaluation.face_geometry import face_points, sharpness
+    """Step 2: the held-out photos animated in place, at 512 px, scored as in step 1 against
+    the real smile moved onto the photo's head; the figures and the frames per person."""
+    from affinegan.data.align import Stabiliser, locate_face
+    from affinegan.evaluation.face_geometry import real_face_figures
+    from affinegan.evaluation.face_geometry import summarize as medians
 
-    errors, sharp, frames = [], [], {}
+    records, errors, frames = [], [], {}
     for person in held:
         photo = np.asarray(Image.open(london / person / "0001.jpg").convert("RGB"))
+        smile = np.asarray(Image.open(london / person / "0002.jpg").convert("RGB"))
+        steady = Stabiliser.between(locate_face(smile).points, locate_face(photo).points)
         video = [np.asarray(f) for f in model.animate(photo, alphas=[0.0, 0.5, 1.0])]
-        frames[person] = (photo, video)
+        frames[person] = (photo, video, steady.image(smile))
         errors.append(float(np.abs(video[0].astype(float) - photo).mean()))
-        points = face_points(photo)
-        sharp.append(sharpness(video[-1], points) / sharpness(photo, points))
-    return {"paste_alpha0_error": float(np.mean(errors)), "paste_sharpness": float(
-        np.median(sharp))}, frames  # fmt: skip
+        records.append(real_face_figures(photo, frames[person][2], [video[0], video[2]]))
+    faces = medians(records)
+    return {
+        "paste_alpha0_error": float(np.mean(errors)),
+        "paste_sharpness": faces["sharpness"],
+        "paste_mouth_width_ratio": faces["mouth_width_ratio"],
+        "paste_corner_lift_ratio": faces["corner_lift_ratio"],
+        "paste_mouth_opening_ratio": faces["mouth_opening_ratio"],
+        "paste_identity_peak": faces["identity_peak"],
+        "paste_identity_truth": faces["identity_truth"],
+    }, frames
 
 
 def unlike_figures(model: Any, examples: Path) -> dict[str, float]:
@@ -172,10 +190,10 @@ def table(rows: dict[str, dict[str, Any]], records: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def contact_sheet(frames: dict, london: Path, path: Path, cell: int = 160) -> None:
-    """Rows = held-out people: photo, alpha 0.5, alpha 1 (pasted back), the real smile, each
-    cut to the face square the model saw, the real smile moved onto the photo's head."""
-    from affinegan.data.align import Stabiliser, crop, face_crop_box, locate_face
+def contact_sheet(frames: dict, path: Path, cell: int = 160) -> None:
+    """Rows = held-out people: photo, alpha 0.5, alpha 1 (pasted back), the real smile moved
+    onto the photo's head, each cut to the face square the model saw."""
+    from affinegan.data.align import crop, face_crop_box, locate_face
 
     font = ImageFont.load_default(size=12)
     head = 18
@@ -183,11 +201,8 @@ def contact_sheet(frames: dict, london: Path, path: Path, cell: int = 160) -> No
     draw = ImageDraw.Draw(sheet)
     for j, title in enumerate(("photo", "alpha 0.5", "alpha 1", "real smile")):
         draw.text((j * cell + 4, 3), title, fill="black", font=font)
-    for i, (person, (photo, video)) in enumerate(frames.items()):
-        neutral = locate_face(photo)
-        smile = np.asarray(Image.open(london / person / "0002.jpg").convert("RGB"))
-        steady = Stabiliser.between(locate_face(smile).points, neutral.points).image(smile)
-        box = face_crop_box([neutral.box])
+    for i, (photo, video, steady) in enumerate(frames.values()):
+        box = face_crop_box([locate_face(photo).box])
         for j, img in enumerate((photo, video[1], video[2], steady)):
             sheet.paste(Image.fromarray(crop(img, box, cell)), (j * cell, head + i * cell))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,10 +247,9 @@ def main() -> None:
     (a.out / "real_smile.md").write_text(text)
     (a.out / "real_smile.json").write_text(json.dumps({"rows": rows, "records": records}, indent=1))
     print(text)
-    contact_sheet(sheet_frames, a.london, a.sheet or a.out / "real_smile.png")
+    contact_sheet(sheet_frames, a.sheet or a.out / "real_smile.png")
     if a.readme_sheet:
-        first = dict(list(sheet_frames.items())[:4])
-        contact_sheet(first, a.london, a.readme_sheet, cell=192)
+        contact_sheet(dict(list(sheet_frames.items())[:4]), a.readme_sheet, cell=192)
     if a.ship:
         shutil.copytree(a.out / "packed" / "smile_s0", a.ship, dirs_exist_ok=True)
         print(f"shipped seed 0's model in {a.ship}")

@@ -199,3 +199,18 @@ def test_models_lists_the_shipped_ones_with_their_cards(packed: Path, capsys, mo
     monkeypatch.setattr(shipped, "SHIPPED_DIR", packed.parent / "nothing")
     assert main(["models"]) == 0
     assert "no models are shipped" in capsys.readouterr().out
+
+
+def test_the_pasted_change_drops_checkerboard_and_drift_keeps_the_expression() -> None:
+    from affinegan.generation.pasteback import expression_change
+
+    still = np.full((32, 32, 3), 100, np.uint8)
+    sign = np.where(np.indices((32, 32)).sum(0) % 2, 1, -1)[..., None]
+    board = (still + 6 * sign).astype(np.uint8)  # the decoder's 2-px pattern, +-6 levels
+    drift = still + 2
+    mouth = still.copy()
+    mouth[12:20, 10:22] = 140  # a 40-level change 8 px tall: an expression
+    assert np.abs(expression_change(board, still)).max() == 0  # the checkerboard: gone
+    assert np.abs(expression_change(drift, still)).max() == 0  # 2 levels everywhere: drift
+    kept = expression_change(mouth, still)
+    assert kept[16, 16].min() > 35 and np.abs(kept[:6]).max() == 0

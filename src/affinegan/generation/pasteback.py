@@ -3,11 +3,12 @@
 The generator sees a small square crop of the face (128 px for the shipped smile model).
 Showing that crop, or pasting the whole generated crop back, would put a blurred face into a
 sharp photo. Instead each frame adds to the photo only what the model *changed*: the
-difference between the generated frame and the generated alpha-0 frame, upsampled to the
-crop's size in the photo, inside the face (the landmarks' outline from jaw to brows, feathered
-towards its edge). So at alpha 0 the frame is the photo itself, outside the face nothing ever
-moves, and the face keeps the photo's own detail wherever the expression leaves it alone;
-there is no seam to colour-match, since the change fades to zero at the outline.
+difference between the generated frame and the generated alpha-0 frame (cleaned of the
+decoder's checkerboard and drift), upsampled to the crop's size in the photo, inside the face
+(the landmarks' outline from jaw to brows, feathered towards its edge). So at alpha 0 the
+frame is the photo itself, outside the face nothing ever moves, and the face keeps the
+photo's own detail wherever the expression leaves it alone; there is no seam to colour-match,
+since the change fades to zero at the outline.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from affinegan.generation.expressions import Plan
 FEATHER = 1 / 24  # blur radius of the face outline, as a fraction of the crop side
 INSET = 0.08  # the outline is drawn this share of the way towards its centre
 UNSEEN = 0.5  # a change under half a level rounds away: the window skips it
+CHANGE_BLUR = 1.0  # model pixels: the decoder's checkerboard, not a mouth's shape
+CHANGE_FLOOR = (3.0, 8.0)  # levels: drift under the first is dropped, change over the second kept
 _OUTLINE = list(range(0, 17)) + list(range(26, 16, -1))  # jaw, then the brows back
 
 
@@ -70,9 +73,30 @@ def place(
     return Placement(photo, box, crop(photo, box, size), face_weight(face.points, box, size))
 
 
+def expression_change(frame: np.ndarray, still: np.ndarray) -> np.ndarray:
+    """``frame - still`` (S, S, 3) as float32, cleaned of what is not the expression.
+
+    A small generator's decoder leaves a faint 2-pixel checkerboard and a few levels of drift
+    over the whole face, which upsampled onto a sharp photo reads as blotches: a Gaussian of
+    ``CHANGE_BLUR`` model pixels removes the checkerboard (a mouth's change is several pixels
+    wide), and changes under ``CHANGE_FLOOR[0]`` levels are dropped, rising smoothly to kept
+    whole at ``CHANGE_FLOOR[1]``.
+    """
+    d = torch.from_numpy(frame.astype(np.float32) - still.astype(np.float32)).permute(2, 0, 1)
+    x = torch.arange(-2, 3, dtype=torch.float32)
+    kernel = torch.exp(-(x**2) / (2 * CHANGE_BLUR**2))
+    kernel = (kernel / kernel.sum())[None, None]
+    d = F.pad(d[:, None], (2, 2, 2, 2), mode="replicate")  # (3, 1, S+4, S+4)
+    d = F.conv2d(F.conv2d(d, kernel[..., None, :]), kernel[..., :, None])[:, 0]
+    lo, hi = CHANGE_FLOOR
+    t = ((d.abs().amax(0) - lo) / (hi - lo)).clamp(0, 1)
+    return (d * (t * t * (3 - 2 * t))).permute(1, 2, 0).numpy()
+
+
 def paste(placement: Placement, frame: np.ndarray, still: np.ndarray) -> np.ndarray:
-    """The photo with ``frame - still`` (generated frames at model size, ``still`` at alpha
-    0) added inside the face, at the photo's resolution.
+    """The photo with the expression's change (``expression_change`` of the generated frame
+    and the alpha-0 frame ``still``, model-size) added inside the face, at the photo's
+    resolution.
 
     Only the window where the weighted change reaches ``UNSEEN`` levels (plus the bicubic
     kernel's reach) is upsampled and added, in float32 with torch, so a 12-megapixel frame
@@ -80,7 +104,7 @@ def paste(placement: Placement, frame: np.ndarray, still: np.ndarray) -> np.ndar
     """
     p, box = placement, placement.box
     out = p.photo.copy()
-    change = (frame.astype(np.float32) - still) * p.weight[..., None]
+    change = expression_change(frame, still) * p.weight[..., None]
     rows, cols = np.nonzero(np.abs(change).max(axis=2) >= UNSEEN)
     if rows.size == 0:
         return out
