@@ -35,13 +35,13 @@ def shipped_models() -> dict[str, Path]:
 
 
 def card_summary(folder: Path) -> str:
-    """The first sentence of a model card's first paragraph, for listings."""
+    """The first clause of a model card's first paragraph, for listings."""
     card = Path(folder) / CARD_FILE
     if not card.is_file():
         return ""
-    lines = [ln.strip() for ln in card.read_text(encoding="utf-8").splitlines()]
-    text = next((ln for ln in lines if ln and not ln.startswith("#")), "")
-    return text.split(". ")[0].rstrip(".")
+    paragraphs = card.read_text(encoding="utf-8").split("\n\n")
+    text = next((p for p in paragraphs if p.strip() and not p.lstrip().startswith("#")), "")
+    return " ".join(text.split()).split(". ")[0].split("; ")[0].rstrip(".")
 
 
 def resolve_model(spec: str | Path) -> Path:
