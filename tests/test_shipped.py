@@ -145,7 +145,9 @@ def test_api_load_animate_save(packed: Path, photo: Path, tmp_path: Path) -> Non
     crops = model.animate(np.asarray(Image.open(photo)), alphas=[1], paste_back=False)
     assert crops[0].size == (64, 64)
     assert len(read_frames(model.save(frames, tmp_path / "a.mp4"))) == 3
-    assert model.save(frames, tmp_path / "a.gif").stat().st_size > 0
+    assert Image.open(model.save(frames, tmp_path / "a.gif")).size == (640, 448)  # capped
+    with pytest.raises(AffineGANError, match="expected an intensity from 0 to 2"):
+        model.animate(photo, alphas=[0, float("nan")])
     assert len(list(model.save(frames, tmp_path / "pngs").glob("*.png"))) == 3
     with pytest.raises(AffineGANError, match=r"save as \.mp4, \.gif"):
         model.save(frames, tmp_path / "a.avi")
@@ -214,3 +216,12 @@ def test_the_pasted_change_drops_checkerboard_and_drift_keeps_the_expression() -
     assert np.abs(expression_change(drift, still)).max() == 0  # 2 levels everywhere: drift
     kept = expression_change(mouth, still)
     assert kept[16, 16].min() > 35 and np.abs(kept[:6]).max() == 0
+
+
+def test_a_folder_without_weights_does_not_hide_a_shipped_model(
+    packed: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", packed.parent)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model").mkdir()  # e.g. a dataset or results folder of the same name
+    assert shipped.resolve_model("model") == packed

@@ -18,12 +18,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from affinegan.config import check_intensity
 from affinegan.data.images import megapixels, open_image
 from affinegan.errors import AffineGANError
 from affinegan.files import atomic_output
 from affinegan.generation.curves import alpha_curve
 from affinegan.generation.expressions import plan
 from affinegan.generation.generate import LoadedModel, animate_photo, load_generator, set_mode
+from affinegan.generation.results import gif_frames
 from affinegan.generation.video import write_gif, write_mp4
 from affinegan.options import DEFAULT_MAX_MEGAPIXELS
 from affinegan.shipped import DEFAULT_MODEL, resolve_model
@@ -90,6 +92,7 @@ class Model:
         """
         rgb, name = _rgb(image)
         values = list(alpha_curve("linear", DEFAULT_FRAMES) if alphas is None else alphas)
+        values = [check_intensity(a, "alphas: intensity") for a in values]
         if not values:
             raise AffineGANError("alphas: give at least one intensity, e.g. [0, 0.5, 1]")
         video = plan(self._loaded.expressions, "", _mix_text(mix or {}), values)
@@ -98,17 +101,17 @@ class Model:
             return [Image.fromarray(f) for f in frames]
 
     def save(self, frames: Sequence[Image.Image], path: str | Path, fps: float = 10.0) -> Path:
-        """Write ``frames`` as an MP4 or GIF (by the suffix), or as numbered PNGs into a
-        folder (any other path); returns the path."""
+        """Write ``frames`` as an MP4 or GIF (by the suffix; a GIF at most 640 px wide), or as
+        numbered PNGs into a folder (any other path); returns the path."""
         path = Path(path)
         if not frames:
             raise AffineGANError(f"{path}: no frames to save")
-        arrays = [np.asarray(f.convert("RGB")) for f in frames]
+        arrays = [np.asarray(f if f.mode == "RGB" else f.convert("RGB")) for f in frames]
         suffix = path.suffix.lower()
         if suffix == ".mp4":
             return write_mp4(arrays, path, fps)
-        if suffix == ".gif":
-            return write_gif(arrays, path, fps)
+        if suffix == ".gif":  # at most GIF_MAX_WIDTH wide, as `affinegan generate` writes them
+            return write_gif(gif_frames(np.stack(arrays)), path, fps)
         if suffix:
             raise AffineGANError(f"{path}: save as .mp4, .gif or into a folder (no suffix)")
         path.mkdir(parents=True, exist_ok=True)

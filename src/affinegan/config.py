@@ -396,8 +396,9 @@ class GenerateConfig(ProcessOptions, ModelOptions):
     )
     no_paste_back: bool = _opt(
         False,
-        "write the model-size face crop, not the whole photo: by default an --input photo "
-        "larger than the model is animated in place at its own size",
+        "write model-size frames (of the whole photo resized, or with --align of its face crop): "
+        "by default an --input photo larger than the model is animated in place at its own "
+        "size, which needs the face tools (affinegan[face])",
     )
     face_index: int | None = _opt(
         None, "which face of a photo with several, counted from 0 left to right", min=0

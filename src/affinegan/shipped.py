@@ -47,16 +47,16 @@ def card_summary(folder: Path) -> str:
 def resolve_model(spec: str | Path) -> Path:
     """A shipped model's name or a run folder -> the folder to load; one line otherwise."""
     path = Path(spec).expanduser()
-    if path.is_dir():
-        weights = ckpt.generator_weights(path, "latest")
+    models = shipped_models()
+    weights = ckpt.generator_weights(path, "latest")
+    if path.is_dir() and (weights.is_file() or str(spec) not in models):
         if not weights.is_file():
             raise AffineGANError(
                 f"{path}: no generator weights ({weights.name}); give a run folder written by "
                 "`affinegan train` or a shipped model's name (`affinegan models` lists them)"
             )
         return path
-    models = shipped_models()
-    if str(spec) in models:
+    if str(spec) in models:  # a folder of that name without weights does not hide the model
         return models[str(spec)]
     names = ", ".join(models) or "none"
     raise AffineGANError(
@@ -84,7 +84,8 @@ def pack(run_dir: Path, out: Path, epoch: str = "latest", half: bool = True) -> 
     config = ckpt.read_config(run_dir)
     if config is None:
         raise AffineGANError(f"{run_dir}: no {CONFIG_FILE}; only runs of `affinegan train` pack")
-    label = "G_ema" if weight_path(run_dir, epoch, "G_ema").is_file() else "G"
+    ema = config.get("ema", 0) > 0 and weight_path(run_dir, epoch, "G_ema").is_file()
+    label = "G_ema" if ema else "G"  # an average left by an earlier run in the folder is not
     sd = ckpt.load_weights(ckpt.generator_weights(run_dir, epoch, label))
     tensors = {
         k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in sd.items()

@@ -193,10 +193,7 @@ def pick_face(rgb: np.ndarray, name: str, index: int | None = None) -> Face:
     h, w = rgb.shape[:2]
     s = DETECT_SIDE / max(h, w)
     work = np.asarray(Image.fromarray(rgb).resize((round(w * s), round(h * s)), Image.BILINEAR))
-    # A portrait's face is found at half the detection side in a quarter of the time.
-    half = np.asarray(Image.fromarray(work).reduce(2))
-    boxes = [_scale_box(b, 2) for b in detect_faces(half, upsample=0)]
-    boxes = boxes or detect_faces(work, upsample=0) or detect_faces(work, upsample=1)
+    boxes = detect_faces(work, upsample=0) or detect_faces(work, upsample=1)
     if not boxes:
         raise AffineGANError(
             f"no face found in {name}; use a photo of one frontal, well-lit, unobstructed face"
@@ -211,9 +208,8 @@ def pick_face(rgb: np.ndarray, name: str, index: int | None = None) -> Face:
         raise AffineGANError(
             f"--face_index {index}: {name} has {len(boxes)} face(s), numbered from 0, left to right"
         )
-    box = boxes[index or 0]
-    points = landmarks(work, box).astype(np.float64) / s
-    return Face(_scale_box(box, 1 / s), points, True)
+    box = boxes[index or 0]  # found and fitted on the frame `locate_face` (prepare) works on
+    return Face(_scale_box(box, 1 / s), landmarks(work, box).astype(np.float64) / s, True)
 
 
 def crop_to_face(

@@ -147,8 +147,10 @@ def write_mp4(frames: Sequence[np.ndarray], path: Path, fps: float = 10.0) -> Pa
         )
         writer.send(None)
         try:
-            for a in arrays:
-                writer.send(np.ascontiguousarray(np.pad(a, pad, mode="edge")))
+            for a in arrays:  # np.pad copies: only odd sizes need it
+                writer.send(
+                    np.ascontiguousarray(np.pad(a, pad, mode="edge") if h % 2 or w % 2 else a)
+                )
         finally:
             writer.close()
     return Path(path)
