@@ -153,22 +153,34 @@ class Stabiliser:
     def points(self, points: np.ndarray) -> np.ndarray:
         return self.scale * np.asarray(points, np.float64) @ self.rot + self.shift
 
-    def image(self, image: np.ndarray) -> np.ndarray:
-        """``image`` (HWC uint8) moved onto the reference frame, same size; what the move
-        uncovers repeats the nearest border pixel, as ``crop`` pads, so no black fringe is
-        learned as part of the expression."""
+    def window(self, image: np.ndarray, left: int, top: int, width: int, height: int) -> np.ndarray:
+        """The ``width x height`` window at ``(left, top)`` of ``image`` (HWC uint8) moved onto
+        the reference frame. Only the window is resampled (a face's square, not a 4K frame);
+        what the move uncovers, or the window reaches past, repeats the nearest border pixel,
+        as ``crop`` pads, so no black fringe is learned as part of the expression."""
         h, w = image.shape[:2]
-        pad = round(0.25 * max(h, w) / min(self.scale, 1.0))
-        padded = np.pad(image, [(pad, pad), (pad, pad)] + [(0, 0)] * (image.ndim - 2), "edge")
-        # PIL maps each output pixel q to the input p = (q - shift) @ m (the inverse of the
-        # move, rot orthogonal), here in the padded frame's coordinates.
+        # PIL maps each output pixel o to the input p = (o + (left, top) - shift) @ m (the
+        # inverse of the move, rot orthogonal), here in a frame padded to reach every p.
         m = self.rot.T / self.scale
-        c, f = pad - (self.shift + pad) @ m
+        corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], np.float64)
+        src = (corners + (left, top) - self.shift) @ m
+        pad = 3 + int(np.ceil(max(0.0, -src.min(), (src[:, 0] - w).max(), (src[:, 1] - h).max())))
+        padded = np.pad(image, [(pad, pad), (pad, pad)] + [(0, 0)] * (image.ndim - 2), "edge")
+        c, f = (np.array([left, top], np.float64) - self.shift) @ m + pad
         a, b, d, e = m[0, 0], m[1, 0], m[0, 1], m[1, 1]
         moved = Image.fromarray(padded).transform(
-            (w + 2 * pad, h + 2 * pad), Image.AFFINE, (a, b, c, d, e, f), Image.BICUBIC
+            (width, height), Image.AFFINE, (a, b, c, d, e, f), Image.BICUBIC
         )
-        return np.asarray(moved)[pad : pad + h, pad : pad + w]
+        return np.asarray(moved)
+
+    def image(self, image: np.ndarray) -> np.ndarray:
+        """The whole ``image`` moved onto the reference frame, same size."""
+        return self.window(image, 0, 0, image.shape[1], image.shape[0])
+
+    def crop(self, image: np.ndarray, box: CropBox, size: int) -> np.ndarray:
+        """``crop(self.image(image), box, size)``, resampling only the box's square."""
+        square = self.window(image, box.left, box.top, box.side, box.side)
+        return crop(square, CropBox(0, 0, box.side), size)
 
 
 def mouth_mask(points: np.ndarray, box: CropBox, size: int) -> np.ndarray:

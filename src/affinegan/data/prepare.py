@@ -44,7 +44,6 @@ from affinegan.data.align import (
     CropBox,
     Face,
     Stabiliser,
-    crop,
     face_crop_box,
     locate_face,
     mouth_mask,
@@ -351,7 +350,7 @@ def _write(
             file = f"{number[i]:0{width}d}{opts.suffix}"
             # Every frame is moved onto the first's head position (align.Stabiliser).
             steady = Stabiliser.between(faces[i].points, faces[keep[0]].points)
-            img = Image.fromarray(crop(steady.image(rgb), box, opts.size))
+            img = Image.fromarray(steady.crop(rgb, box, opts.size))
             if opts.masks:
                 img.save(tmp / "img" / file, format="PNG")
                 mask = mouth_mask(steady.points(faces[i].points), box, opts.size)
