@@ -225,3 +225,27 @@ def test_a_folder_without_weights_does_not_hide_a_shipped_model(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "model").mkdir()  # e.g. a dataset or results folder of the same name
     assert shipped.resolve_model("model") == packed
+
+
+def test_paste_back_turns_dropout_off(photo: Path, tmp_path: Path, monkeypatch) -> None:
+    """The original's stochastic generation (dropout on) would give the alpha-0 frame and the
+    others different networks: paste-back decodes every photo with dropout off, so its first
+    frame is the photo."""
+    import torch
+
+    from affinegan.generation import generate as gen
+
+    root = render_dataset(tmp_path / "data", "smile", clips=2, test_clips=1, max_frames=8)
+    run = _train(root, tmp_path / "ck", no_dropout=False)
+    seen = []
+    real = gen.animate_photo
+
+    def spy(model, *args, **kw):
+        seen.append([m.training for m in model.G.modules() if isinstance(m, torch.nn.Dropout)])
+        return real(model, *args, **kw)
+
+    monkeypatch.setattr(gen, "animate_photo", spy)
+    args = ["generate", "--checkpoints_dir", str(run.parent), "--name", run.name, "--input",
+            str(photo), str(photo), "--alphas", "0,1", "--results_dir", str(tmp_path)]  # fmt: skip
+    assert main([*args, "--gpu_ids", "-1", "--dropout"]) == 0
+    assert len(seen) == 2 and seen[0] and not any(seen[0] + seen[1])

@@ -171,8 +171,14 @@ def _in_place(
     photo = np.asarray(open_image(path, megapixels(cfg.max_megapixels)).convert("RGB"))
     if max(photo.shape[:2]) <= model.size:
         return None
-    frames, _ = animate_photo(model, photo, video, True, str(path), cfg.face_index, cfg.chunk)
-    return photo, np.stack(list(frames))
+    if cfg.dropout or not cfg.eval:  # the still frame and the others must share one network
+        log.info("%s: pasted back with dropout off, so its first frame is the photo", path)
+        set_mode(model.G, dropout=False)
+    try:
+        frames, _ = animate_photo(model, photo, video, True, str(path), cfg.face_index, cfg.chunk)
+        return photo, np.stack(list(frames))
+    finally:
+        set_mode(model.G, dropout=cfg.dropout or not cfg.eval)
 
 
 def animate_photo(
