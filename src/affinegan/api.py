@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from affinegan.config import check_intensity
-from affinegan.data.images import megapixels, open_image
+from affinegan.data.images import megapixels, open_image, viewable
 from affinegan.errors import AffineGANError
 from affinegan.files import atomic_output
 from affinegan.generation.curves import alpha_curve
@@ -39,15 +39,15 @@ def _rgb(image: ImageInput) -> tuple[np.ndarray, str]:
     if isinstance(image, str | Path):
         photo = open_image(Path(image), megapixels(DEFAULT_MAX_MEGAPIXELS))
         return np.asarray(photo.convert("RGB")), str(image)
-    if isinstance(image, Image.Image):
-        return np.asarray(ImageOps.exif_transpose(image).convert("RGB")), "the image"
+    if isinstance(image, Image.Image):  # the one loader's rules: EXIF, ICC, 16-bit, alpha
+        return np.asarray(viewable(image, "the image").convert("RGB")), "the image"
     array = np.asarray(image)
     if array.dtype != np.uint8 or array.ndim not in (2, 3):
         raise AffineGANError(
             f"expected an (H, W, 3) uint8 array, got {array.dtype} {array.shape}; pass a PIL "
             "image, a path or uint8 RGB pixels"
         )
-    return np.asarray(Image.fromarray(array).convert("RGB")), "the array"
+    return np.asarray(viewable(Image.fromarray(array), "the array").convert("RGB")), "the array"
 
 
 def _mix_text(mix: Mapping[str, float]) -> str:

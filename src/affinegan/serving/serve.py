@@ -40,7 +40,7 @@ from affinegan.generation.generate import (
     load_generator,
     set_mode,
 )
-from affinegan.generation.pasteback import Placement, paste, place
+from affinegan.generation.pasteback import Placement, paste, place, with_still
 from affinegan.generation.results import gif_frames
 from affinegan.generation.video import write_gif, write_mp4
 from affinegan.layout import generator_file
@@ -285,12 +285,10 @@ class Animator:
                 info, img, digest, auto_crop
             )
             video = plan(loaded.expressions, "", mix, alphas)
-            table = np.asarray(
-                video.table(loaded.G.expressions) if loaded.G.expressions > 1 else alphas,
-                np.float32,
-            )
             if placement is not None:  # the alpha-0 frame the pasted changes start from
-                table = np.concatenate([table, np.zeros_like(table[:1])])
+                video = with_still(video)
+            multi = loaded.G.expressions > 1
+            table = video.table(loaded.G.expressions) if multi else video.weights[:, 0]
             frames = decode_frames(loaded.G, enc, table, _DECODE_CHUNK)
             self._requests += 1
             folder = self.out_dir / f"{self._requests:06d}"
